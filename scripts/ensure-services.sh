@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Start the local PostgreSQL cluster and Mosquitto broker when installed but not listening (CI and dev boxes).
+set -u
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! listening 5432 && [ -d /etc/postgresql ]; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if ! listening 1883 && command -v mosquitto >/dev/null; then
+  echo "starting Mosquitto"
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
+fi
+for _ in $(seq 1 30); do listening 5432 && break; sleep 1; done
+listening 5432 || echo "warning: PostgreSQL is not reachable on 127.0.0.1:5432 (the PostgreSQL tests will fail in CI)"
+exit 0

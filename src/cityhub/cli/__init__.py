@@ -1,0 +1,1 @@
+"""The `cityhub` command line (typer + rich)."""

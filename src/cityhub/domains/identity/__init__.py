@@ -1,0 +1,47 @@
+"""Identity & access — the public face other domains may import.
+
+Use these to authenticate callers and check permissions in routes, to ask for consent, to find the org
+unit of a location, and to resolve people and households by id.
+"""
+
+from cityhub.domains.identity.dependencies import (
+    CurrentPrincipal,
+    current_principal,
+    optional_principal,
+    page_principal,
+    require_permission,
+)
+from cityhub.domains.identity.service.access import Grant, Principal, require
+from cityhub.domains.identity.service.consent import (
+    ConsentChanged,
+    consenting_people,
+    grant_consent,
+    has_consent,
+    withdraw_consent,
+)
+from cityhub.domains.identity.service.orgs import get_unit, unit_containing, units_in_scope
+from cityhub.domains.identity.service.people import dependants_of, get_person, guardians_of, household_of, mask_name
+
+__all__ = [
+    "ConsentChanged",
+    "CurrentPrincipal",
+    "Grant",
+    "Principal",
+    "consenting_people",
+    "current_principal",
+    "dependants_of",
+    "get_person",
+    "get_unit",
+    "grant_consent",
+    "guardians_of",
+    "has_consent",
+    "household_of",
+    "mask_name",
+    "optional_principal",
+    "page_principal",
+    "require",
+    "require_permission",
+    "unit_containing",
+    "units_in_scope",
+    "withdraw_consent",
+]

@@ -1,0 +1,365 @@
+"""Identity JSON API under /api/v1/identity: thin routes that parse, call the service, shape the output."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from sqlalchemy import or_, select
+
+from cityhub.domains.identity import schemas
+from cityhub.domains.identity.dependencies import (
+    CurrentPrincipal,
+    identity_settings,
+    require_permission,
+)
+from cityhub.domains.identity.models import ApiKey, Consent, OrgUnit, Person, RoleAssignment
+from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
+from cityhub.domains.identity.service.access import Principal, require
+from cityhub.kernel import audit
+from cityhub.kernel.errors import NotFound, ValidationProblem
+from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.pagination import Page, Paging, fetch_page
+from cityhub.kernel.ratelimit import enforce
+from cityhub.kernel.security import public_key_pem
+from cityhub.kernel.web import AppSettings, DbSession, client_address, get_database
+
+router = APIRouter()
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+# --- tokens --------------------------------------------------------------------------------------------
+
+
+@router.post("/token", response_model=schemas.TokenOut, summary="OAuth2 token endpoint (password, refresh_token)")
+def token(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    grant_type: Annotated[str, Form()] = "password",
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
+) -> schemas.TokenOut:
+    enforce(settings.rate_limits.storage_uri, settings.rate_limits.login, "login", client_address(request))
+    identity = identity_settings()
+    if grant_type == "password":
+        if not username or not password:
+            raise ValidationProblem(_("Give a username and a password."), field="username")
+        account = accounts.authenticate(get_database(request), identity, username, password)
+        pair = accounts.issue_tokens(session, settings.secret_key, identity, account)
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise ValidationProblem(_("Give the refresh token."), field="refresh_token")
+        pair = accounts.refresh_tokens(session, settings.secret_key, identity, refresh_token)
+    else:
+        raise ValidationProblem(_("Unsupported grant type %(grant)s.", grant=grant_type), field="grant_type",
+                                slug="unsupported-grant-type")
+    return schemas.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                            expires_in=pair.expires_in)
+
+
+@router.post("/token/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Log out: revoke a refresh token")
+def revoke_token(body: schemas.RefreshIn, session: DbSession, settings: AppSettings) -> Response:
+    accounts.revoke_refresh_token(session, settings.secret_key, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- me ------------------------------------------------------------------------------------------------
+
+
+@router.get("/me", response_model=schemas.MeOut, summary="Who am I: account, person, roles, permissions")
+def me(principal: CurrentPrincipal, session: DbSession) -> schemas.MeOut:
+    person = session.get(Person, principal.person_id) if principal.person_id else None
+    return schemas.MeOut(
+        account_id=principal.id,
+        username=principal.name,
+        person=schemas.PersonOut.model_validate(person) if person else None,
+        roles=[schemas.GrantOut(role=g.role, org_unit_id=g.org_unit_id, organization_id=g.organization_id)
+               for g in principal.grants],
+        permissions=sorted({code for grant in principal.grants for code in grant.permissions}),
+    )
+
+
+def _own_person_id(principal: Principal) -> int:
+    if principal.person_id is None:
+        raise NotFound(_("This caller is not a person."))
+    return principal.person_id
+
+
+@router.get("/me/household", response_model=schemas.HouseholdOut)
+def my_household(principal: CurrentPrincipal, session: DbSession) -> schemas.HouseholdOut:
+    found = people.household_of(session, _own_person_id(principal))
+    if found is None:
+        raise NotFound(_("You are not registered in a household."))
+    household, members = found
+    return schemas.HouseholdOut(
+        household=schemas.OrgUnitOut.model_validate(household),
+        members=[schemas.HouseholdMemberOut(person_id=p.id, name=p.name, relation=r) for p, r in members],
+    )
+
+
+@router.get("/me/consents", response_model=list[schemas.ConsentOut], summary="My consents, newest first")
+def my_consents(principal: CurrentPrincipal, session: DbSession) -> list[Consent]:
+    return consent.consent_history(session, _own_person_id(principal))
+
+
+@router.post("/me/consents", response_model=schemas.ConsentOut, status_code=status.HTTP_201_CREATED)
+def give_consent(body: schemas.ConsentIn, principal: CurrentPrincipal, session: DbSession) -> Consent:
+    return consent.grant_consent(session, _own_person_id(principal), body.purpose, actor=principal.actor,
+                                 scope=body.scope)
+
+
+@router.delete("/me/consents/{purpose}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_consent(purpose: str, principal: CurrentPrincipal, session: DbSession) -> Response:
+    if not consent.withdraw_consent(session, _own_person_id(principal), purpose, actor=principal.actor):
+        raise NotFound(_("You have no active consent for %(purpose)s.", purpose=purpose))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- citizen card --------------------------------------------------------------------------------------
+
+
+@router.get("/card", response_model=schemas.CardOut, summary="A fresh signed QR token for my citizen card")
+def my_card(principal: CurrentPrincipal, session: DbSession, settings: AppSettings) -> schemas.CardOut:
+    person = people.get_person(session, _own_person_id(principal))
+    identity = identity_settings()
+    issued = card.issue_card(person, card.signing_key(settings, identity), identity.card_token_seconds)
+    return schemas.CardOut(token=issued.token, expires_at=issued.expires_at, qr_svg=card.qr_svg(issued.token))
+
+
+@router.post("/card/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Invalidate all my card codes")
+def revoke_my_cards(principal: CurrentPrincipal, session: DbSession) -> Response:
+    person = people.get_person(session, _own_person_id(principal))
+    card.revoke_cards(person)
+    audit.record(session, actor=principal.actor, action="identity.card.revoked", object_type="person",
+                 object_id=str(person.id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/card/verify", response_model=schemas.CardCheckOut, summary="Verify a scanned card code")
+def verify_card(
+    body: schemas.CardVerifyIn,
+    session: DbSession,
+    settings: AppSettings,
+    principal: Annotated[Principal, Depends(require_permission("identity.card.verify"))],
+) -> schemas.CardCheckOut:
+    public_key = card.signing_key(settings, identity_settings()).public_key()
+    check = card.verify_card(body.token, public_key, session)
+    if check.person_id is not None:
+        audit.record(session, actor=principal.actor, action="identity.card.verified", object_type="person",
+                     object_id=str(check.person_id), details={"reason": check.reason})
+    return schemas.CardCheckOut(**check.__dict__)
+
+
+@router.get("/card/public-key", summary="The Ed25519 public key (PEM) for verifying card codes offline")
+def card_public_key(settings: AppSettings) -> Response:
+    key = card.signing_key(settings, identity_settings()).public_key()
+    return Response(public_key_pem(key), media_type="application/x-pem-file")
+
+
+# --- org units -----------------------------------------------------------------------------------------
+
+
+@router.get("/org-units", response_model=Page[schemas.OrgUnitOut], summary="Org units I may see")
+def list_org_units(
+    session: DbSession,
+    paging: Paging,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.read"))],
+    parent_id: int | None = None,
+    kind: str | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[schemas.OrgUnitOut]:
+    statement = orgs.units_in_scope(principal.scopes("identity.orgs.read"))
+    if parent_id is not None:
+        statement = statement.where(OrgUnit.parent_id == parent_id)
+    if kind:
+        statement = statement.where(OrgUnit.kind == kind)
+    if q:
+        pattern = f"%{q}%"
+        statement = statement.where(or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern),
+                                        OrgUnit.name_en.like(pattern)))
+    rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
+    return Page(items=[schemas.OrgUnitOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
+                offset=paging.offset)
+
+
+def _visible_unit(session: DbSession, principal: Principal, unit_id: int, permission: str) -> OrgUnit:
+    unit = orgs.get_unit(session, unit_id)
+    require(principal, permission, unit.path)
+    return unit
+
+
+@router.get("/org-units/{unit_id}", response_model=schemas.OrgUnitDetailOut)
+def get_org_unit(
+    unit_id: int,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.read"))],
+) -> OrgUnit:
+    return _visible_unit(session, principal, unit_id, "identity.orgs.read")
+
+
+@router.post("/org-units", response_model=schemas.OrgUnitDetailOut, status_code=status.HTTP_201_CREATED)
+def create_org_unit(
+    body: schemas.OrgUnitIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
+) -> OrgUnit:
+    unit = orgs.create_unit(session, orgs.OrgUnitInput(**body.model_dump()),
+                            lambda path: require(principal, "identity.orgs.manage", path))
+    audit.record(session, actor=principal.actor, action="identity.org_unit.created", object_type="org_unit",
+                 object_id=str(unit.id), details={"code": unit.code})
+    return unit
+
+
+@router.post("/org-units/import", summary="Import org units from CSV or GeoJSON (all or nothing)")
+def import_org_units(
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
+    file: Annotated[UploadFile, File()],
+) -> dict[str, int]:
+    content = file.file.read(MAX_IMPORT_BYTES + 1)
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
+    rows = orgs.read_import_file(file.filename or "upload.csv", content)
+    created = orgs.import_units(session, rows, lambda path: require(principal, "identity.orgs.manage", path))
+    audit.record(session, actor=principal.actor, action="identity.org_unit.imported", object_type="org_unit",
+                 object_id="*", details={"created": created, "file": file.filename})
+    return {"created": created}
+
+
+# --- people --------------------------------------------------------------------------------------------
+
+
+@router.get("/people", response_model=Page[schemas.PersonOut], summary="People registered in my scope")
+def list_people(
+    session: DbSession,
+    paging: Paging,
+    principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[schemas.PersonOut]:
+    scope_units = orgs.units_in_scope(principal.scopes("identity.people.read")).with_only_columns(OrgUnit.id)
+    statement = select(Person).where(Person.home_unit_id.in_(scope_units))
+    if q:
+        statement = statement.where(or_(Person.name.like(f"%{q}%"), Person.phone.like(f"%{q}%")))
+    rows, total = fetch_page(session, statement.order_by(Person.id), paging)
+    audit.record(session, actor=principal.actor, action="identity.people.listed", object_type="person",
+                 object_id="*", purpose="administration", details={"q": q, "count": len(rows)})
+    return Page(items=[schemas.PersonOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
+                offset=paging.offset)
+
+
+@router.get("/people/{person_id}", response_model=schemas.PersonOut, summary="One person (an audited read)")
+def get_person(
+    person_id: int,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
+    purpose: Annotated[str, Query(min_length=2, max_length=200, description="Why you read this record.")] = (
+        "administration"
+    ),
+) -> Person:
+    person = people.get_person(session, person_id)
+    home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
+    require(principal, "identity.people.read", home.path if home else "/")
+    audit.record(session, actor=principal.actor, action="identity.person.read", object_type="person",
+                 object_id=str(person.id), purpose=purpose)
+    return person
+
+
+@router.post("/people", response_model=schemas.PersonOut, status_code=status.HTTP_201_CREATED)
+def create_person(
+    body: schemas.PersonIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.people.manage"))],
+) -> Person:
+    household = None
+    if body.household_id is not None:
+        household = _visible_unit(session, principal, body.household_id, "identity.people.manage")
+    else:
+        require(principal, "identity.people.manage", "/")
+    data = people.PersonInput(**body.model_dump(exclude={"household_id", "relation"}),
+                              home_unit_id=household.id if household else None)
+    person = people.create_person(session, data, identity_settings().id_number_salt)
+    if household is not None:
+        people.add_to_household(session, household, person, body.relation)
+    audit.record(session, actor=principal.actor, action="identity.person.created", object_type="person",
+                 object_id=str(person.id))
+    return person
+
+
+# --- roles ---------------------------------------------------------------------------------------------
+
+
+@router.get("/role-assignments", response_model=list[schemas.RoleAssignmentOut])
+def list_role_assignments(
+    account_id: int,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.roles.manage"))],
+) -> list[RoleAssignment]:
+    accounts.get_account(session, account_id)
+    scope_units = orgs.units_in_scope(principal.scopes("identity.roles.manage")).with_only_columns(OrgUnit.id)
+    return list(session.scalars(
+        select(RoleAssignment)
+        .where(RoleAssignment.account_id == account_id, RoleAssignment.org_unit_id.in_(scope_units))
+        .order_by(RoleAssignment.id)
+    ))
+
+
+@router.post("/role-assignments", response_model=schemas.RoleAssignmentOut, status_code=status.HTTP_201_CREATED)
+def grant_role(
+    body: schemas.RoleAssignmentIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.roles.manage"))],
+) -> RoleAssignment:
+    account = accounts.get_account(session, body.account_id)
+    unit = orgs.get_unit(session, body.org_unit_id)
+    return accounts.grant_role(session, principal, account, body.role, unit, body.organization_id)
+
+
+@router.delete("/role-assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_role(
+    assignment_id: int,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.roles.manage"))],
+) -> Response:
+    accounts.withdraw_role(session, principal, assignment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+
+
+@router.get("/api-keys", response_model=Page[schemas.ApiKeyOut])
+def list_api_keys(
+    session: DbSession,
+    paging: Paging,
+    principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
+) -> Page[schemas.ApiKeyOut]:
+    scope_units = orgs.units_in_scope(principal.scopes("identity.apikeys.manage")).with_only_columns(OrgUnit.id)
+    statement = select(ApiKey).where(ApiKey.org_unit_id.in_(scope_units)).order_by(ApiKey.id.desc())
+    rows, total = fetch_page(session, statement, paging)
+    return Page(items=[schemas.ApiKeyOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
+                offset=paging.offset)
+
+
+@router.post("/api-keys", response_model=schemas.ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)
+def create_api_key(
+    body: schemas.ApiKeyIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
+) -> schemas.ApiKeyCreatedOut:
+    unit = orgs.get_unit(session, body.org_unit_id)
+    key, secret = apikeys.create_key(session, principal, name=body.name, permissions=body.permissions,
+                                     org_unit=unit, organization_id=body.organization_id,
+                                     expires_at=body.expires_at)
+    return schemas.ApiKeyCreatedOut(**schemas.ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_api_key(
+    key_id: int,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
+) -> Response:
+    apikeys.revoke_key(session, principal, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,88 @@
+"""FastAPI dependencies that authenticate a caller and check permissions; other domains use them too.
+
+API callers present ``Authorization: Bearer <JWT>`` (people) or ``Authorization: ApiKey <key>`` /
+``X-API-Key: <key>`` (machines). Pages use the signed-cookie session instead (see views).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cityhub.domains.identity.service.access import Principal, require
+from cityhub.domains.identity.service.accounts import principal_for_account, principal_from_access_token
+from cityhub.domains.identity.service.apikeys import principal_from_api_key
+from cityhub.domains.identity.settings import IdentitySettings
+from cityhub.kernel.errors import Unauthorized
+from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.settings import domain_settings
+from cityhub.kernel.web import DbSession, get_app_settings, get_database
+
+SESSION_ACCOUNT_KEY = "account_id"
+
+
+def identity_settings() -> IdentitySettings:
+    return domain_settings(IdentitySettings)
+
+
+def _credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _sep, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return "bearer", value.strip()
+    if scheme.lower() == "apikey" and value:
+        return "apikey", value.strip()
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return "apikey", api_key.strip()
+    return None
+
+
+def optional_principal(request: Request, session: DbSession) -> Principal | None:
+    """The authenticated API caller, or None when no credentials were sent (bad ones still fail)."""
+    credentials = _credentials(request)
+    if credentials is None:
+        return None
+    kind, value = credentials
+    if kind == "bearer":
+        principal = principal_from_access_token(session, get_app_settings(request).secret_key, value)
+    else:
+        principal = principal_from_api_key(session, value, get_database(request))
+    request.state.principal = principal
+    return principal
+
+
+def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    if principal is None:
+        raise Unauthorized(_("Log in or present an API key."), slug="unauthenticated")
+    return principal
+
+
+def page_principal(request: Request, session: DbSession) -> Principal | None:
+    """The logged-in page user from the signed session cookie, or None."""
+    account_id = request.session.get(SESSION_ACCOUNT_KEY)
+    if not isinstance(account_id, int):
+        return None
+    try:
+        principal = principal_for_account(session, account_id)
+    except Unauthorized:
+        request.session.clear()
+        return None
+    request.state.user = principal
+    return principal
+
+
+def require_permission(permission: str) -> Callable[[Principal], Principal]:
+    """A dependency: the caller must hold ``permission`` somewhere (routes check the exact scope)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        require(principal, permission)
+        return principal
+
+    check.__name__ = f"require_{permission.replace('.', '_')}"
+    return check
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,1 @@
+"""Identity business logic, split by subject; the API and pages call these functions."""

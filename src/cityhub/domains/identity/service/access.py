@@ -1,0 +1,89 @@
+"""Who is calling and what they may do: principals, scoped grants, and the one permission check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.domains.identity.models import OrgUnit, RoleAssignment
+from cityhub.kernel.domain import access_catalog
+from cityhub.kernel.errors import Forbidden
+from cityhub.kernel.i18n import gettext as _
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A set of permissions held over the org subtree whose path is ``org_path``."""
+
+    role: str
+    org_unit_id: int
+    org_path: str
+    organization_id: int | None
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["account", "apikey"]
+    id: int
+    name: str
+    person_id: int | None
+    grants: tuple[Grant, ...]
+
+    @property
+    def actor(self) -> str:
+        """How the audit chain names this caller."""
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(grant.role for grant in self.grants)
+
+    def has(self, permission: str) -> bool:
+        return any(permission in grant.permissions for grant in self.grants)
+
+    def can(self, permission: str, org_path: str | None = None) -> bool:
+        """True when a grant holds the permission over ``org_path`` (or anywhere, when None)."""
+        return any(
+            permission in grant.permissions and (org_path is None or org_path.startswith(grant.org_path))
+            for grant in self.grants
+        )
+
+    def scopes(self, permission: str) -> list[str]:
+        """Subtree paths where the permission holds; lists filter by them (``path LIKE scope%``)."""
+        paths = sorted({grant.org_path for grant in self.grants if permission in grant.permissions})
+        return [path for path in paths if not any(path != other and path.startswith(other) for other in paths)]
+
+    def organizations(self, permission: str) -> set[int]:
+        return {
+            grant.organization_id
+            for grant in self.grants
+            if permission in grant.permissions and grant.organization_id is not None
+        }
+
+
+def require(principal: Principal, permission: str, org_path: str | None = None) -> None:
+    """The single permission check: raise 403 unless the principal may do this here."""
+    if not principal.can(permission, org_path):
+        raise Forbidden(_("You do not have the permission %(permission)s here.", permission=permission),
+                        permission=permission)
+
+
+def account_grants(session: Session, account_id: int) -> tuple[Grant, ...]:
+    rows = session.execute(
+        select(RoleAssignment.role, RoleAssignment.org_unit_id, OrgUnit.path, RoleAssignment.organization_id)
+        .join(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
+        .where(RoleAssignment.account_id == account_id)
+        .order_by(RoleAssignment.id)
+    ).all()
+    return tuple(
+        Grant(role, unit_id, path, organization_id, access_catalog.permissions_of(role))
+        for role, unit_id, path, organization_id in rows
+    )
+
+
+def known_permission(code: str) -> bool:
+    return code in access_catalog.permissions

@@ -1,0 +1,205 @@
+"""The org-unit tree: create, move-free edits, listing within scope, and CSV/GeoJSON import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from cityhub.domains.identity.models import ORG_UNIT_KINDS, OrgUnit
+from cityhub.kernel import geo
+from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
+from cityhub.kernel.i18n import gettext as _
+
+H3_RESOLUTION = 9
+Authorizer = Callable[[str], None]
+# Which kind may sit under which: the tree is city > district > subdistrict > community > building > household.
+PARENT_KIND = {kind: ORG_UNIT_KINDS[index - 1] if index else None for index, kind in enumerate(ORG_UNIT_KINDS)}
+
+
+@dataclass
+class OrgUnitInput:
+    kind: str
+    code: str
+    name: str
+    parent_code: str | None = None
+    name_en: str | None = None
+    address: str | None = None
+    boundary: dict[str, Any] | None = None
+    lon: float | None = None
+    lat: float | None = None
+
+
+def get_unit(session: Session, unit_id: int) -> OrgUnit:
+    unit = session.get(OrgUnit, unit_id)
+    if unit is None:
+        raise NotFound(_("Org unit %(id)s does not exist.", id=unit_id))
+    return unit
+
+
+def get_unit_by_code(session: Session, code: str) -> OrgUnit:
+    unit = session.scalar(select(OrgUnit).where(OrgUnit.code == code))
+    if unit is None:
+        raise NotFound(_("Org unit %(code)s does not exist.", code=code))
+    return unit
+
+
+def root_unit(session: Session) -> OrgUnit | None:
+    return session.scalar(select(OrgUnit).where(OrgUnit.parent_id.is_(None)).order_by(OrgUnit.id).limit(1))
+
+
+def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | None = None) -> OrgUnit:
+    """Validate kind, parent and geometry, then insert with its materialised path.
+
+    ``authorize`` is called with the parent's path ("/" for a root) and raises when the caller may not add there.
+    """
+    if data.kind not in ORG_UNIT_KINDS:
+        raise ValidationProblem(_("Unknown org unit kind %(kind)s.", kind=data.kind), field="kind")
+    parent = get_unit_by_code(session, data.parent_code) if data.parent_code else None
+    if authorize is not None:
+        authorize(parent.path if parent else "/")
+    expected_parent = PARENT_KIND[data.kind]
+    if (parent.kind if parent else None) != expected_parent:
+        raise ValidationProblem(
+            _("A %(kind)s must sit under a %(parent)s.", kind=data.kind, parent=expected_parent or "-"),
+            field="parent_code",
+        )
+    if session.scalar(select(OrgUnit.id).where(OrgUnit.code == data.code)) is not None:
+        raise Conflict(_("Org unit code %(code)s is already used.", code=data.code), field="code")
+    lon, lat = _location(data)
+    unit = OrgUnit(
+        kind=data.kind,
+        code=data.code,
+        name=data.name,
+        name_en=data.name_en,
+        parent_id=parent.id if parent else None,
+        depth=parent.depth + 1 if parent else 0,
+        path="",
+        address=data.address,
+        boundary=data.boundary,
+        lon=lon,
+        lat=lat,
+        h3_cell=geo.cell_for(lon, lat, H3_RESOLUTION) if lon is not None and lat is not None else None,
+    )
+    session.add(unit)
+    session.flush()
+    unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+    return unit
+
+
+def _location(data: OrgUnitInput) -> tuple[float | None, float | None]:
+    if data.boundary is not None:
+        try:
+            data.boundary = geo.validate_geometry(data.boundary)
+        except ValueError as exc:
+            raise ValidationProblem(_("Invalid boundary: %(reason)s", reason=str(exc)), field="boundary") from exc
+        if data.lon is None or data.lat is None:
+            return geo.polygon_centroid(data.boundary)
+    if (data.lon is None) != (data.lat is None):
+        raise ValidationProblem(_("Give both lon and lat, or neither."), field="lon")
+    if data.lon is not None and data.lat is not None:
+        try:
+            geo.point(data.lon, data.lat)
+        except ValueError as exc:
+            raise ValidationProblem(str(exc), field="lon") from exc
+    return data.lon, data.lat
+
+
+def units_in_scope(scopes: list[str]) -> Select[tuple[OrgUnit]]:
+    """Units inside any of the subtrees (paths) a principal may see."""
+    statement = select(OrgUnit)
+    if not scopes:
+        return statement.where(OrgUnit.id.is_(None))
+    condition = OrgUnit.path.startswith(scopes[0], autoescape=True)
+    for scope in scopes[1:]:
+        condition = condition | OrgUnit.path.startswith(scope, autoescape=True)
+    return statement.where(condition)
+
+
+def unit_containing(session: Session, lon: float, lat: float, kind: str = "community") -> OrgUnit | None:
+    """The unit of a kind whose boundary contains the point (used for dispatch by location)."""
+    for unit in session.scalars(select(OrgUnit).where(OrgUnit.kind == kind, OrgUnit.boundary.is_not(None))):
+        if unit.boundary and geo.point_in_polygon(lon, lat, unit.boundary):
+            return unit
+    return None
+
+
+def read_import_file(name: str, content: bytes) -> list[OrgUnitInput]:
+    """Rows of a CSV (kind,code,name,parent_code[,name_en,address,lon,lat,boundary]) or a GeoJSON
+    FeatureCollection whose features carry those fields as properties and the boundary as geometry."""
+    text = content.decode("utf-8-sig")
+    if name.lower().endswith((".geojson", ".json")):
+        return list(_from_geojson(text))
+    return list(_from_csv(text))
+
+
+def _from_csv(text: str) -> Iterator[OrgUnitInput]:
+    for line_number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            yield OrgUnitInput(
+                kind=row["kind"].strip(),
+                code=row["code"].strip(),
+                name=row["name"].strip(),
+                parent_code=(row.get("parent_code") or "").strip() or None,
+                name_en=(row.get("name_en") or "").strip() or None,
+                address=(row.get("address") or "").strip() or None,
+                lon=float(row["lon"]) if row.get("lon") else None,
+                lat=float(row["lat"]) if row.get("lat") else None,
+                boundary=json.loads(row["boundary"]) if row.get("boundary") else None,
+            )
+        except (KeyError, ValueError, AttributeError) as exc:
+            raise ValidationProblem(
+                _("Line %(line)s of the file is not valid: %(reason)s", line=line_number, reason=str(exc)),
+                line=line_number,
+            ) from exc
+
+
+def _from_geojson(text: str) -> Iterator[OrgUnitInput]:
+    try:
+        collection = json.loads(text)
+        features = collection["features"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationProblem(_("The file is not a GeoJSON FeatureCollection.")) from exc
+    for index, feature in enumerate(features):
+        properties = feature.get("properties") or {}
+        try:
+            yield OrgUnitInput(
+                kind=str(properties["kind"]),
+                code=str(properties["code"]),
+                name=str(properties["name"]),
+                parent_code=properties.get("parent_code"),
+                name_en=properties.get("name_en"),
+                address=properties.get("address"),
+                boundary=feature.get("geometry"),
+            )
+        except KeyError as exc:
+            raise ValidationProblem(
+                _("Feature %(index)s lacks the property %(name)s.", index=index, name=str(exc)), feature=index
+            ) from exc
+
+
+def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Authorizer | None = None) -> int:
+    """Insert rows parents-first (the file may list children before parents); all or nothing."""
+    pending = list(rows)
+    known = set(session.scalars(select(OrgUnit.code)))
+    created = 0
+    while pending:
+        ready = [row for row in pending if row.parent_code is None or row.parent_code in known]
+        if not ready:
+            missing = sorted({row.parent_code or "" for row in pending})
+            raise ValidationProblem(
+                _("Parent codes not found: %(codes)s", codes=", ".join(missing[:10])), parent_codes=missing[:50]
+            )
+        for row in ready:
+            create_unit(session, row, authorize)
+            known.add(row.code)
+            created += 1
+        placed = {id(row) for row in ready}
+        pending = [row for row in pending if id(row) not in placed]
+    return created

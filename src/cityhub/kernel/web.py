@@ -1,0 +1,83 @@
+"""HTTP plumbing shared by every domain's routes: the database session and client address."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from cityhub.kernel.db import Database
+from cityhub.kernel.errors import Forbidden
+from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.security import csrf_token_for
+from cityhub.kernel.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises.
+
+    Unsafe methods take the write path (``BEGIN IMMEDIATE`` on SQLite).
+    """
+    database = get_database(request)
+    with database.session(write=request.method not in SAFE_METHODS) as session, session.begin():
+        yield session
+
+
+# scope="function": commit before the response is sent, so a failed commit becomes an error response.
+DbSession = Annotated[Session, Depends(_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    """A page from the shared Jinja2 templates. Domains sit below the web layer and cannot import it, so the
+    web layer installs its renderer as ``app.state.render`` (see cityhub.web.templating.render)."""
+    renderer: Callable[..., HTMLResponse] = request.app.state.render
+    return renderer(request, name, context, status_code)
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token of this page session (a session id is created on first use)."""
+    session_id = request.session.get("sid")
+    if not session_id:
+        session_id = secrets.token_urlsafe(16)
+        request.session["sid"] = session_id
+    return csrf_token_for(get_app_settings(request).secret_key, session_id)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse an unsafe page request whose form field or X-CSRF-Token header does not match the session."""
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get("X-CSRF-Token")
+    if not sent:
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    expected = csrf_token(request)
+    if not sent or not hmac.compare_digest(sent, expected):
+        raise Forbidden(_("The form has expired or did not come from this site; reload the page and try again."),
+                        slug="csrf")
+
+
+CsrfChecked = Depends(verify_csrf)

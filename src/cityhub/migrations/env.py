@@ -1,0 +1,37 @@
+"""Alembic environment: the metadata of the kernel and every installed domain."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from cityhub.domains import load_models
+from cityhub.kernel.db import Base, make_engine
+
+load_models()
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url") or "")
+    with engine.connect() as new_connection:
+        _run(new_connection)
+    engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,99 @@
+"""The app factory: settings + database + every installed domain's routers and pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+import cityhub
+from cityhub.domains import load_models, manifests
+from cityhub.kernel.db import Database
+from cityhub.kernel.domain import resolve
+from cityhub.kernel.settings import Settings, get_settings
+from cityhub.web.errors import install_error_handlers
+from cityhub.web.middleware import RequestContextMiddleware
+from cityhub.web.templating import render
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "cityhub_session"
+
+log = logging.getLogger("cityhub.web")
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = database or Database.from_url(settings.resolved_database_url, settings.database_pool_size)
+    load_models()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner = None
+        if settings.embedded_worker:
+            from cityhub.worker import start_embedded_runner
+
+            runner = start_embedded_runner(settings, database)
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+
+    app = FastAPI(
+        title="cityhub",
+        version=cityhub.__version__,
+        description="One platform for a city's services, data, devices and communities.",
+        lifespan=lifespan,
+        openapi_tags=[{"name": m.name, "description": str(m.title)} for m in manifests()],
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.render = render  # domains render pages through cityhub.kernel.web.render
+    install_error_handlers(app)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=12 * 3600,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    app.add_middleware(RequestContextMiddleware, default_locale=settings.default_locale)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    _add_health_routes(app, database)
+    for manifest in manifests():
+        if manifest.api:
+            app.include_router(resolve(manifest.api), prefix=f"/api/v1/{manifest.name}", tags=[manifest.name])
+        for reference in manifest.extra_routers:
+            app.include_router(resolve(reference))
+        if manifest.pages:
+            app.include_router(resolve(manifest.pages), include_in_schema=False)
+    from cityhub.web.pages import router as shell_pages
+
+    app.include_router(shell_pages, include_in_schema=False)
+    return app
+
+
+def _add_health_routes(app: FastAPI, database: Database) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The process can reach its database")
+    def readyz() -> JSONResponse:
+        try:
+            with database.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": database.dialect})
