@@ -86,15 +86,22 @@ class AccessCatalog:
     def __init__(self) -> None:
         self.roles: dict[str, Role] = {}
         self.permissions: dict[str, Permission] = {}
+        self._by_role: dict[str, frozenset[str]] = {}
 
     def register(self, domain: Domain) -> None:
         for role in domain.roles:
             self.roles[role.code] = role
         for permission in domain.permissions:
             self.permissions[permission.code] = permission
+        self._by_role.clear()
 
     def permissions_of(self, role: str) -> frozenset[str]:
-        return frozenset(code for code, permission in self.permissions.items() if role in permission.roles)
+        """Checked on every request, so memoised until the next registration."""
+        if role not in self._by_role:
+            self._by_role[role] = frozenset(
+                code for code, permission in self.permissions.items() if role in permission.roles
+            )
+        return self._by_role[role]
 
     def roles_with(self, permission: str) -> frozenset[str]:
         found = self.permissions.get(permission)

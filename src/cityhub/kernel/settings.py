@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="Zone in which times are shown by default.")
     base_url: str = Field("http://127.0.0.1:8000", description="Public address of this deployment.")
     log_level: str = Field("info", description="Log level of the app and worker.")
+    session_hours: int = Field(12, ge=1, le=720, description="Lifetime of a signed-cookie page session.")
     jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs and event delivery.")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
@@ -25,19 +26,34 @@ def get_database(request: Request) -> Database:
     return database
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _session(request: Request) -> Iterator[Session]:
+async def _session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back if it raises.
 
-    Unsafe methods take the write path (``BEGIN IMMEDIATE`` on SQLite).
+    Unsafe methods take the write path (``BEGIN IMMEDIATE`` on SQLite). Creating a session does no I/O (it
+    connects on first use), so only the commit or rollback goes to the thread pool: one hop, not two.
     """
-    database = get_database(request)
-    with database.session(write=request.method not in SAFE_METHODS) as session, session.begin():
+    session = get_database(request).session(write=request.method not in SAFE_METHODS)
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(_close, session, False)
+        raise
+    await run_in_threadpool(_close, session, True)
+
+
+def _close(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 # scope="function": commit before the response is sent, so a failed commit becomes an error response.
@@ -62,7 +78,8 @@ def csrf_token(request: Request) -> str:
     if not session_id:
         session_id = secrets.token_urlsafe(16)
         request.session["sid"] = session_id
-    return csrf_token_for(get_app_settings(request).secret_key, session_id)
+    settings: Settings = request.app.state.settings
+    return csrf_token_for(settings.secret_key, session_id)
 
 
 async def verify_csrf(request: Request) -> None:

@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         SessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=SESSION_COOKIE,
-        max_age=12 * 3600,
+        max_age=settings.session_hours * 3600,
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +19,7 @@ from cityhub.domains.identity.service.access import Grant, Principal
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import access_catalog
 from cityhub.kernel.errors import Problem
-from cityhub.kernel.security import load_public_key_pem, public_key_pem
+from cityhub.kernel.security import load_or_create_ed25519, load_public_key_pem, public_key_pem
 from cityhub.kernel.settings import get_settings
 
 console = Console()
@@ -27,9 +27,6 @@ user_app = typer.Typer(name="user", help="Create and manage accounts.", no_args_
 apikey_app = typer.Typer(name="apikey", help="Create and revoke machine API keys.", no_args_is_help=True)
 orgs_app = typer.Typer(name="orgs", help="The org-unit tree.", no_args_is_help=True)
 card_app = typer.Typer(name="card", help="Citizen-card signing keys and verification.", no_args_is_help=True)
-
-SYSTEM = Principal("account", 0, "cli", None, ())
-
 
 def _database() -> Database:
     return Database.from_settings(get_settings())
@@ -87,8 +84,6 @@ def apikey_create(
                 console.print("[red]No org units yet.[/]")
                 raise typer.Exit(1)
             if expires is not None and expires.tzinfo is None:
-                from datetime import UTC
-
                 expires = expires.replace(tzinfo=UTC)
             key, secret = apikeys.create_key(session, _cli_principal(unit.path), name=name, permissions=permission,
                                              org_unit=unit, expires_at=expires)
@@ -158,6 +153,20 @@ def card_verify(
                       f"expires {check.expires_at:%Y-%m-%d %H:%M:%S} UTC"
                       + ("" if check.revocation_checked else " (revocation not checked)"))
     raise typer.Exit(0 if check.valid else 1)
+
+
+@card_app.command("keygen")
+def card_keygen(
+    out: Annotated[Path | None, typer.Option(help="Where to write the private key (default: the configured path).")] = None,
+) -> None:
+    """Create the Ed25519 card signing key (mode 0600); refuses to overwrite an existing key."""
+    path = out or card.key_path(get_settings(), identity_settings())
+    if path.exists():
+        console.print(f"[red]{path} exists; refusing to overwrite a signing key[/]")
+        raise typer.Exit(1)
+    key = load_or_create_ed25519(path, create=True)
+    console.print(f"[green]created[/] {path}")
+    sys.stdout.write(public_key_pem(key.public_key()))
 
 
 @card_app.command("public-key")

@@ -6,7 +6,7 @@ API callers present ``Authorization: Bearer <JWT>`` (people) or ``Authorization:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,7 +18,7 @@ from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.settings import domain_settings
-from cityhub.kernel.web import DbSession, get_app_settings, get_database
+from cityhub.kernel.web import DbSession, get_database
 
 SESSION_ACCOUNT_KEY = "account_id"
 
@@ -47,14 +47,14 @@ def optional_principal(request: Request, session: DbSession) -> Principal | None
         return None
     kind, value = credentials
     if kind == "bearer":
-        principal = principal_from_access_token(session, get_app_settings(request).secret_key, value)
+        principal = principal_from_access_token(session, request.app.state.settings.secret_key, value)
     else:
         principal = principal_from_api_key(session, value, get_database(request))
     request.state.principal = principal
     return principal
 
 
-def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+async def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     if principal is None:
         raise Unauthorized(_("Log in or present an API key."), slug="unauthenticated")
     return principal
@@ -74,10 +74,10 @@ def page_principal(request: Request, session: DbSession) -> Principal | None:
     return principal
 
 
-def require_permission(permission: str) -> Callable[[Principal], Principal]:
+def require_permission(permission: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the caller must hold ``permission`` somewhere (routes check the exact scope)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         require(principal, permission)
         return principal
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import Any, Literal
 
 from cityhub.domains.identity.models import OrgUnit, RoleAssignment
 from cityhub.kernel.domain import access_catalog
@@ -72,13 +70,11 @@ def require(principal: Principal, permission: str, org_path: str | None = None) 
                         permission=permission)
 
 
-def account_grants(session: Session, account_id: int) -> tuple[Grant, ...]:
-    rows = session.execute(
-        select(RoleAssignment.role, RoleAssignment.org_unit_id, OrgUnit.path, RoleAssignment.organization_id)
-        .join(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
-        .where(RoleAssignment.account_id == account_id)
-        .order_by(RoleAssignment.id)
-    ).all()
+GRANT_COLUMNS = (RoleAssignment.role, RoleAssignment.org_unit_id, OrgUnit.path, RoleAssignment.organization_id)
+
+
+def grants_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[Grant, ...]:
+    """Grants from (role, org_unit_id, path, organization_id) rows selected with GRANT_COLUMNS."""
     return tuple(
         Grant(role, unit_id, path, organization_id, access_catalog.permissions_of(role))
         for role, unit_id, path, organization_id in rows

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import Account, OrgUnit, Person, RefreshToken, RoleAssignment
-from cityhub.domains.identity.service.access import Principal, account_grants, require
+from cityhub.domains.identity.service.access import GRANT_COLUMNS, Principal, grants_from_rows, require
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
@@ -173,12 +173,18 @@ def principal_from_access_token(session: Session, secret: str, token: str) -> Pr
 
 
 def principal_for_account(session: Session, account_id: int) -> Principal:
-    row = session.execute(
-        select(Account.username, Account.person_id, Account.is_active).where(Account.id == account_id)
-    ).first()
-    if row is None or not row.is_active:
+    """Account and grants in one query: read on every request so that revocations apply at once."""
+    rows = session.execute(
+        select(Account.username, Account.person_id, Account.is_active, *GRANT_COLUMNS)
+        .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
+        .outerjoin(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
+        .where(Account.id == account_id)
+        .order_by(RoleAssignment.id)
+    ).all()
+    if not rows or not rows[0].is_active:
         raise Unauthorized(_("This account is disabled."), slug="account-disabled")
-    return Principal("account", account_id, row.username, row.person_id, account_grants(session, account_id))
+    grants = grants_from_rows([row[3:] for row in rows if row.role is not None])
+    return Principal("account", account_id, rows[0].username, rows[0].person_id, grants)
 
 
 def change_password(session: Session, account: Account, current: str, new: str) -> None:

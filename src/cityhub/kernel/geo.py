@@ -1,0 +1,226 @@
+"""Geo helpers: WGS84 lon/lat, GeoJSON validation, distances, point-in-polygon and an H3 proximity index.
+
+The proximity index works the same on SQLite and PostgreSQL: store ``cell_for(lon, lat, RES)`` in an
+indexed column next to each row's coordinates, then for "within r metres of (lon, lat)" query
+``WHERE cell IN cells_within(lon, lat, r, RES)`` and keep the rows whose ``haversine_m`` is <= r. The
+cell list is guaranteed to cover every point within the radius, so the exact check only removes rows.
+
+Everything is on a sphere of the mean Earth radius (errors up to ~0.5 % against the ellipsoid), and
+polygons are taken as drawn in lon/lat (no antimeridian crossing) — fine for a city.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h3
+
+EARTH_RADIUS_M = 6_371_008.8
+MAX_CELLS = 20_000
+SUPPORTED_TYPES = ("Point", "Polygon", "MultiPolygon")
+
+Position = tuple[float, float]
+Ring = list[Position]
+
+
+def validate_geometry(geometry: Any) -> dict[str, Any]:
+    """A GeoJSON Point, Polygon or MultiPolygon, checked and normalised to float [lon, lat] lists.
+
+    Raises ValueError naming the problem: unknown type, a position out of range, an unclosed or too
+    short ring.
+    """
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in SUPPORTED_TYPES:
+        raise ValueError(f"expected a GeoJSON object of type {', '.join(SUPPORTED_TYPES)}")
+    kind, coordinates = geometry["type"], geometry.get("coordinates")
+    if kind == "Point":
+        normalised: Any = list(_position(coordinates))
+    elif kind == "Polygon":
+        normalised = _polygon(coordinates)
+    else:
+        normalised = [_polygon(polygon) for polygon in _sequence(coordinates, "MultiPolygon", 1)]
+    return {"type": kind, "coordinates": normalised}
+
+
+def point(lon: float, lat: float) -> dict[str, Any]:
+    """A validated GeoJSON Point."""
+    return validate_geometry({"type": "Point", "coordinates": [lon, lat]})
+
+
+def _sequence(value: Any, what: str, minimum: int) -> Sequence[Any]:
+    if not isinstance(value, list | tuple) or len(value) < minimum:
+        raise ValueError(f"{what} needs a list of at least {minimum} item(s)")
+    return value
+
+
+def _position(value: Any) -> Position:
+    if not isinstance(value, list | tuple) or len(value) not in (2, 3):
+        raise ValueError("a position is [longitude, latitude] (optionally with altitude)")
+    if not all(isinstance(number, int | float) and not isinstance(number, bool) for number in value):
+        raise ValueError("a position holds numbers only")
+    lon, lat = float(value[0]), float(value[1])
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise ValueError(f"longitude {value[0]} is outside [-180, 180]")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise ValueError(f"latitude {value[1]} is outside [-90, 90]")
+    return lon, lat
+
+
+def _polygon(value: Any) -> list[list[list[float]]]:
+    rings = [_ring(ring) for ring in _sequence(value, "a Polygon", 1)]
+    return [[list(position) for position in ring] for ring in rings]
+
+
+def _ring(value: Any) -> Ring:
+    positions = [_position(item) for item in _sequence(value, "a linear ring", 4)]
+    if positions[0] != positions[-1]:
+        raise ValueError("a linear ring must end where it starts (closed)")
+    return positions
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _polygons(geometry: Any) -> list[list[Ring]]:
+    """A (Multi)Polygon as a list of polygons, each a list of rings (outer first, then holes)."""
+    checked = validate_geometry(geometry)
+    if checked["type"] == "Point":
+        raise ValueError("expected a Polygon or MultiPolygon, got a Point")
+    polygons = [checked["coordinates"]] if checked["type"] == "Polygon" else checked["coordinates"]
+    return [[[(lon, lat) for lon, lat in ring] for ring in polygon] for polygon in polygons]
+
+
+def point_in_polygon(lon: float, lat: float, geometry: Any) -> bool:
+    """Whether the point is inside a Polygon/MultiPolygon (outside its holes); edges may go either way."""
+    return any(
+        _in_ring(lon, lat, polygon[0]) and not any(_in_ring(lon, lat, hole) for hole in polygon[1:])
+        for polygon in _polygons(geometry)
+    )
+
+
+def _in_ring(x: float, y: float, ring: Ring) -> bool:
+    """Ray casting (even-odd rule) towards +x."""
+    inside = False
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def polygon_centroid(geometry: Any) -> Position:
+    """The area-weighted centroid (lon, lat) of a Polygon/MultiPolygon, holes subtracted.
+
+    Computed in the lon/lat plane, which is accurate at city scale. A shape without area (all points on
+    a line) falls back to the mean of its outer vertices.
+    """
+    total_area = sum_x = sum_y = 0.0
+    vertices: list[Position] = []
+    for polygon in _polygons(geometry):
+        vertices.extend(polygon[0][:-1])
+        for index, ring in enumerate(polygon):
+            area, cx, cy = _ring_moments(ring)
+            sign = 1.0 if index == 0 else -1.0  # holes subtract whatever their winding
+            total_area += sign * abs(area)
+            sum_x += sign * abs(area) * cx
+            sum_y += sign * abs(area) * cy
+    if abs(total_area) < 1e-18:
+        return (sum(v[0] for v in vertices) / len(vertices), sum(v[1] for v in vertices) / len(vertices))
+    return sum_x / total_area, sum_y / total_area
+
+
+def _ring_moments(ring: Ring) -> tuple[float, float, float]:
+    """Signed area and centroid of a closed ring (shoelace), relative to its first vertex for precision."""
+    x0, y0 = ring[0]
+    area = cx = cy = 0.0
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+        ax, ay, bx, by = x1 - x0, y1 - y0, x2 - x0, y2 - y0
+        cross = ax * by - bx * ay
+        area += cross
+        cx += (ax + bx) * cross
+        cy += (ay + by) * cross
+    area /= 2.0
+    if area == 0.0:
+        return 0.0, x0, y0
+    return area, x0 + cx / (6.0 * area), y0 + cy / (6.0 * area)
+
+
+def cell_for(lon: float, lat: float, res: int) -> str:
+    """The H3 cell (hex string) holding the point at resolution ``res`` (0-15)."""
+    lon, lat = _position([lon, lat])
+    return str(h3.latlng_to_cell(lat, lon, res))
+
+
+def cells_within(lon: float, lat: float, radius_m: float, res: int) -> list[str]:
+    """H3 cells at ``res`` that together cover every point within ``radius_m`` of (lon, lat).
+
+    ``k`` for ``grid_disk`` starts from the radius over the centre cell's shortest edge, then grows
+    until the boundary of the disk is farther than the radius from the point (cells are distorted, so
+    an estimate alone would sometimes miss the rim). Raises ValueError when the disk would exceed
+    MAX_CELLS — choose a coarser resolution for such a radius.
+    """
+    if not (math.isfinite(radius_m) and radius_m >= 0):
+        raise ValueError("radius must be a finite number of metres >= 0")
+    origin = cell_for(lon, lat, res)
+    shortest_edge = min(h3.edge_length(edge, "m") for edge in h3.origin_to_directed_edges(origin))
+    k = math.ceil(radius_m / (math.sqrt(3) * shortest_edge))
+    while True:
+        if 3 * k * (k + 1) + 1 > MAX_CELLS:
+            raise ValueError(f"a radius of {radius_m:.0f} m needs too many cells at resolution {res}")
+        disk = set(h3.grid_disk(origin, k))
+        if _rim_distance_m(lon, lat, disk, origin, k) > radius_m:
+            return sorted(str(cell) for cell in disk)
+        k += 1
+
+
+def _rim_distance_m(lon: float, lat: float, disk: set[str], origin: str, k: int) -> float:
+    """The distance from the point to the nearest edge of any cell just outside the disk."""
+    outside = set(h3.grid_disk(origin, k + 1)) - disk
+    point_vector = _unit_vector(lon, lat)
+    nearest = math.inf
+    for cell in outside:
+        boundary = [_unit_vector(vlon, vlat) for vlat, vlon in h3.cell_to_boundary(cell)]
+        for start, end in zip(boundary, boundary[1:] + boundary[:1], strict=True):
+            nearest = min(nearest, _arc_distance_rad(point_vector, start, end))
+    return nearest * EARTH_RADIUS_M
+
+
+Vector = tuple[float, float, float]
+
+
+def _unit_vector(lon: float, lat: float) -> Vector:
+    phi, lmb = math.radians(lat), math.radians(lon)
+    return (math.cos(phi) * math.cos(lmb), math.cos(phi) * math.sin(lmb), math.sin(phi))
+
+
+def _cross(a: Vector, b: Vector) -> Vector:
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _dot(a: Vector, b: Vector) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _angle(a: Vector, b: Vector) -> float:
+    return math.atan2(math.sqrt(_dot(_cross(a, b), _cross(a, b))), _dot(a, b))
+
+
+def _arc_distance_rad(p: Vector, a: Vector, b: Vector) -> float:
+    """Angular distance from p to the great-circle arc a-b (H3 cell edges are such arcs)."""
+    normal = _cross(a, b)
+    norm = math.sqrt(_dot(normal, normal))
+    if norm == 0.0:
+        return _angle(p, a)
+    n = (normal[0] / norm, normal[1] / norm, normal[2] / norm)
+    # The foot of p on the great circle lies within the arc iff it is on the inner side of both ends.
+    offset = _dot(p, n)
+    foot = (p[0] - offset * n[0], p[1] - offset * n[1], p[2] - offset * n[2])
+    if _dot(_cross(a, foot), n) >= 0 and _dot(_cross(foot, b), n) >= 0:
+        return abs(math.asin(max(-1.0, min(1.0, offset))))
+    return min(_angle(p, a), _angle(p, b))
