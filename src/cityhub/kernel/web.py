@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Forbidden
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import csrf_token_for
 from cityhub.kernel.settings import Settings
 
@@ -98,3 +99,12 @@ async def verify_csrf(request: Request) -> None:
 
 
 CsrfChecked = Depends(verify_csrf)
+
+
+def public_rate_limit(request: Request) -> None:
+    """Limit anonymous use of public endpoints per client address (CITYHUB_RATE_LIMITS__PUBLIC)."""
+    settings: Settings = request.app.state.settings
+    enforce(settings.rate_limits.storage_uri, settings.rate_limits.public, "public", client_address(request))
+
+
+PublicRateLimited = Depends(public_rate_limit)

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cityhub.kernel.errors import PROBLEM_MEDIA_TYPE, Problem, ValidationProblem
+from cityhub.kernel.errors import PROBLEM_MEDIA_TYPE, Conflict, Problem, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
 log = logging.getLogger("cityhub.web")
@@ -67,6 +68,13 @@ def install_error_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in (404, 405) else None
         problem = Problem(detail, status=exc.status_code, slug=slug, headers=dict(exc.headers or {}))
+        return problem_response(request, problem)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        # A safety net: services check uniqueness first, but a race between two requests ends here.
+        log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
+        problem = Conflict(_("The change conflicts with existing data; nothing was saved."))
         return problem_response(request, problem)
 
     @app.exception_handler(Exception)

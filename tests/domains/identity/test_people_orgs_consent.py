@@ -137,3 +137,31 @@ def test_generic_errors_are_problem_json_with_request_id(client, database) -> No
     assert not_json.status_code == 422 and not_json.json()["errors"]
     paging = client.get("/api/v1/identity/org-units?limit=100000")
     assert paging.status_code in (401, 422)
+
+
+def test_organizations_and_family_links(client, database) -> None:
+    town = build_town(database)
+    make_user(database, "operator1", [("operator", town.city)])
+    headers = bearer(client, "operator1")
+    created = client.post("/api/v1/identity/organizations", headers=headers, json={
+        "kind": "department", "code": "MZJ", "name": "民政局", "org_unit_id": town.city.id})
+    assert created.status_code == 201, created.text
+    assert client.post("/api/v1/identity/organizations", headers=headers, json={
+        "kind": "department", "code": "MZJ", "name": "again", "org_unit_id": town.city.id}).status_code == 409
+    assert client.post("/api/v1/identity/organizations", headers=headers, json={
+        "kind": "bank", "code": "B", "name": "x", "org_unit_id": town.city.id}).status_code == 422
+    listed = client.get("/api/v1/identity/organizations?kind=department", headers=headers).json()
+    assert [o["code"] for o in listed["items"]] == ["MZJ"]
+    _a, elder = make_user(database, "elder", [("resident", town.community_a)], household=town.household_a)
+    _b, daughter = make_user(database, "daughter", [("resident", town.community_b)], household=town.household_b)
+    link = client.post(f"/api/v1/identity/people/{elder.id}/family-links", headers=headers,
+                       json={"guardian_id": daughter.id, "kind": "guardian"})
+    assert link.status_code == 201, link.text
+    from cityhub.domains.identity import dependants_of, guardians_of
+
+    with database.reading() as session:
+        assert [p.id for p in guardians_of(session, elder.id)] == [daughter.id]
+        assert [p.id for p in dependants_of(session, daughter.id, "guardian")] == [elder.id]
+    again = client.post(f"/api/v1/identity/people/{elder.id}/family-links", headers=headers,
+                        json={"guardian_id": daughter.id, "kind": "guardian"})
+    assert again.status_code == 409

@@ -13,7 +13,7 @@ from cityhub.domains.identity.dependencies import (
     identity_settings,
     require_permission,
 )
-from cityhub.domains.identity.models import ApiKey, Consent, OrgUnit, Person, RoleAssignment
+from cityhub.domains.identity.models import ApiKey, Consent, Organization, OrgUnit, Person, RoleAssignment
 from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
@@ -22,7 +22,7 @@ from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import public_key_pem
-from cityhub.kernel.web import AppSettings, DbSession, client_address, get_database
+from cityhub.kernel.web import AppSettings, DbSession, PublicRateLimited, client_address, get_database
 
 router = APIRouter()
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -152,7 +152,11 @@ def verify_card(
     return schemas.CardCheckOut(**check.__dict__)
 
 
-@router.get("/card/public-key", summary="The Ed25519 public key (PEM) for verifying card codes offline")
+@router.get(
+    "/card/public-key",
+    summary="The Ed25519 public key (PEM) for verifying card codes offline",
+    dependencies=[PublicRateLimited],
+)
 def card_public_key(settings: AppSettings) -> Response:
     key = card.signing_key(settings, identity_settings()).public_key()
     return Response(public_key_pem(key), media_type="application/x-pem-file")
@@ -285,6 +289,60 @@ def create_person(
     audit.record(session, actor=principal.actor, action="identity.person.created", object_type="person",
                  object_id=str(person.id))
     return person
+
+
+@router.post("/people/{person_id}/family-links", status_code=status.HTTP_201_CREATED,
+             summary="Link a guardian, carer or emergency contact to a person")
+def link_family(
+    person_id: int,
+    body: schemas.FamilyLinkIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.people.manage"))],
+) -> dict[str, int]:
+    dependant = people.get_person(session, person_id)
+    guardian = people.get_person(session, body.guardian_id)
+    for person in (dependant, guardian):
+        home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
+        require(principal, "identity.people.manage", home.path if home else "/")
+    link = people.link_family(session, guardian, dependant, body.kind)
+    session.flush()
+    audit.record(session, actor=principal.actor, action="identity.family_link.created", object_type="person",
+                 object_id=str(dependant.id), details={"guardian_id": guardian.id, "kind": body.kind})
+    return {"id": link.id}
+
+
+# --- organisations -------------------------------------------------------------------------------------
+
+
+@router.get("/organizations", response_model=Page[schemas.OrganizationOut],
+            summary="Departments, merchants, clinics, care providers and the operator in my scope")
+def list_organizations(
+    session: DbSession,
+    paging: Paging,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.read"))],
+    kind: str | None = None,
+) -> Page[schemas.OrganizationOut]:
+    scope_units = orgs.units_in_scope(principal.scopes("identity.orgs.read")).with_only_columns(OrgUnit.id)
+    statement = select(Organization).where(Organization.org_unit_id.in_(scope_units))
+    if kind:
+        statement = statement.where(Organization.kind == kind)
+    rows, total = fetch_page(session, statement.order_by(Organization.id), paging)
+    return Page(items=[schemas.OrganizationOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
+                offset=paging.offset)
+
+
+@router.post("/organizations", response_model=schemas.OrganizationOut, status_code=status.HTTP_201_CREATED)
+def create_organization(
+    body: schemas.OrganizationIn,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
+) -> Organization:
+    unit = orgs.get_unit(session, body.org_unit_id)
+    require(principal, "identity.orgs.manage", unit.path)
+    organization = orgs.create_organization(session, body.kind, body.code, body.name, unit, body.name_en)
+    audit.record(session, actor=principal.actor, action="identity.organization.created",
+                 object_type="organization", object_id=str(organization.id), details={"code": body.code})
+    return organization
 
 
 # --- roles ---------------------------------------------------------------------------------------------

@@ -177,3 +177,25 @@ class HouseholdMemberOut(BaseModel):
 class HouseholdOut(BaseModel):
     household: OrgUnitOut
     members: list[HouseholdMemberOut]
+
+
+class FamilyLinkIn(BaseModel):
+    guardian_id: int
+    kind: str = Field(pattern="^(guardian|carer|emergency_contact)$")
+
+
+class OrganizationIn(BaseModel):
+    kind: str = Field(pattern="^(operator|department|merchant|clinic|care_provider)$")
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    org_unit_id: int
+
+
+class OrganizationOut(Out):
+    id: int
+    kind: str
+    code: str
+    name: str
+    name_en: str | None
+    org_unit_id: int

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity.models import ORG_UNIT_KINDS, OrgUnit
+from cityhub.domains.identity.models import ORG_UNIT_KINDS, ORGANIZATION_KINDS, Organization, OrgUnit
 from cityhub.kernel import geo
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
@@ -203,3 +203,17 @@ def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Auth
         placed = {id(row) for row in ready}
         pending = [row for row in pending if id(row) not in placed]
     return created
+
+
+def create_organization(
+    session: Session, kind: str, code: str, name: str, unit: OrgUnit, name_en: str | None = None
+) -> Organization:
+    """A department, merchant, clinic, care provider or the operator, at home in an org unit."""
+    if kind not in ORGANIZATION_KINDS:
+        raise ValidationProblem(_("Unknown organisation kind %(kind)s.", kind=kind), field="kind")
+    if session.scalar(select(Organization.id).where(Organization.code == code)) is not None:
+        raise Conflict(_("Organisation code %(code)s is already used.", code=code), field="code")
+    organization = Organization(kind=kind, code=code, name=name, name_en=name_en, org_unit_id=unit.id)
+    session.add(organization)
+    session.flush()
+    return organization

@@ -115,6 +115,10 @@ def link_family(session: Session, guardian: Person, dependant: Person, kind: str
         raise ValidationProblem(_("Unknown family link %(kind)s.", kind=kind), field="kind")
     if guardian.id == dependant.id:
         raise ValidationProblem(_("A person cannot be linked to themselves."), field="dependant_id")
+    existing = session.scalar(select(FamilyLink.id).where(
+        FamilyLink.guardian_id == guardian.id, FamilyLink.dependant_id == dependant.id, FamilyLink.kind == kind))
+    if existing is not None:
+        raise Conflict(_("These two people are already linked this way."), link_id=existing)
     link = FamilyLink(guardian_id=guardian.id, dependant_id=dependant.id, kind=kind)
     session.add(link)
     return link
