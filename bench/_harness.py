@@ -83,9 +83,11 @@ def server_env(url: str, var_dir: str, **extra: str) -> dict[str, str]:
 def running_server(env: dict[str, str], workers: int) -> Iterator[str]:
     """`cityhub serve --workers N` in a subprocess; its base URL once /readyz answers."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own console script
+    process = subprocess.Popen(
         [str(CITYHUB), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -116,14 +118,18 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
 LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(url: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 1) -> dict[str, float]:
+def run_wrk(
+    url: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 1
+) -> dict[str, float]:
     """Requests/s and latency percentiles (ms) from wrk --latency."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk (make bench does it)")
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout  # noqa: S603
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
     result = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
     for percentile in ("50", "90", "99"):
         match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
@@ -132,5 +138,7 @@ def run_wrk(url: str, headers: dict[str, str], seconds: int, connections: int, t
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     result["non_2xx"] = float(non_2xx.group(1)) if non_2xx else 0.0
     errors = re.search(r"Socket errors:.*", output)
-    result["socket_errors"] = 0.0 if errors is None else float(sum(int(n) for n in re.findall(r"\d+", errors.group(0))))
+    result["socket_errors"] = (
+        0.0 if errors is None else float(sum(int(n) for n in re.findall(r"\d+", errors.group(0))))
+    )
     return result

@@ -1,6 +1,7 @@
 """Login + authenticated GET throughput and latency, 2 app processes, on SQLite and PostgreSQL.
 
-Prints one JSON document. Usage: .venv/bin/python bench/auth_get.py [--seconds 15] [--backends sqlite,postgresql]
+Prints one JSON document.
+Usage: .venv/bin/python bench/auth_get.py [--seconds 15] [--backends sqlite,postgresql]
 Target (issue #2): authenticated GET of a small resource >= 1,500 requests/s with p99 <= 50 ms.
 """
 
@@ -19,10 +20,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import fresh_database, run_wrk, running_server, server_env  # noqa: E402
-from cityhub.domains import manifests  # noqa: E402
-from cityhub.domains.identity.service import accounts, orgs, people  # noqa: E402
-from cityhub.kernel.db import Database  # noqa: E402
+from bench._harness import fresh_database, run_wrk, running_server, server_env
+from cityhub.domains import manifests
+from cityhub.domains.identity.service import accounts, orgs, people
+from cityhub.kernel.db import Database
 
 USERNAME, PASSWORD = "bench_resident", "bench-password-1"
 
@@ -43,8 +44,9 @@ def measure_logins(base: str, count: int, concurrency: int) -> dict[str, float]:
 
     def login(_: int) -> float:
         started = time.perf_counter()
-        response = httpx.post(f"{base}/api/v1/identity/token", data={"username": USERNAME, "password": PASSWORD},
-                              timeout=30)
+        response = httpx.post(
+            f"{base}/api/v1/identity/token", data={"username": USERNAME, "password": PASSWORD}, timeout=30
+        )
         response.raise_for_status()
         return (time.perf_counter() - started) * 1000
 
@@ -52,8 +54,11 @@ def measure_logins(base: str, count: int, concurrency: int) -> dict[str, float]:
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = sorted(pool.map(login, range(count)))
     elapsed = time.perf_counter() - started
-    return {"logins_per_s": round(count / elapsed, 1), "p50_ms": round(latencies[len(latencies) // 2], 1),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1)}
+    return {
+        "logins_per_s": round(count / elapsed, 1),
+        "p50_ms": round(latencies[len(latencies) // 2], 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+    }
 
 
 def bench_backend(backend: str, seconds: int, connections: int, workers: int) -> dict[str, object]:
@@ -62,13 +67,15 @@ def bench_backend(backend: str, seconds: int, connections: int, workers: int) ->
         env = server_env(url, var_dir, CITYHUB_RATE_LIMITS__LOGIN="1000000/minute")
         with running_server(env, workers) as base:
             logins = measure_logins(base, count=40, concurrency=4)
-            token = httpx.post(f"{base}/api/v1/identity/token",
-                               data={"username": USERNAME, "password": PASSWORD}).json()["access_token"]
+            token = httpx.post(
+                f"{base}/api/v1/identity/token", data={"username": USERNAME, "password": PASSWORD}
+            ).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             httpx.get(f"{base}/api/v1/identity/me", headers=headers).raise_for_status()
             run_wrk(f"{base}/api/v1/identity/me", headers, seconds=3, connections=connections)  # warm-up
-            authenticated_get = run_wrk(f"{base}/api/v1/identity/me", headers, seconds=seconds,
-                                        connections=connections)
+            authenticated_get = run_wrk(
+                f"{base}/api/v1/identity/me", headers, seconds=seconds, connections=connections
+            )
     return {"login": logins, "authenticated_get": authenticated_get}
 
 
@@ -87,8 +94,10 @@ def main() -> None:
         "seconds": args.seconds,
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "targets": {"authenticated_get_rps": 1500, "authenticated_get_p99_ms": 50},
-        "results": {backend: bench_backend(backend, args.seconds, args.connections, args.workers)
-                    for backend in args.backends.split(",")},
+        "results": {
+            backend: bench_backend(backend, args.seconds, args.connections, args.workers)
+            for backend in args.backends.split(",")
+        },
     }
     print(json.dumps(results, indent=2))
 

@@ -25,9 +25,9 @@ from cityhub.migrations import upgrade_engine
 POSTGRES_ADMIN_URL = os.environ.get(
     "CITYHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REQUIRE_POSTGRES = os.environ.get("CI", "").lower() == "true" or os.environ.get(
-    "CITYHUB_TEST_REQUIRE_POSTGRES"
-) == "1"
+REQUIRE_POSTGRES = (
+    os.environ.get("CI", "").lower() == "true" or os.environ.get("CITYHUB_TEST_REQUIRE_POSTGRES") == "1"
+)
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -66,9 +66,9 @@ def migrated_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     urls["sqlite"] = f"sqlite:///{sqlite_file}"
     try:
         urls["postgresql"] = _create_postgres_database()
-    except Exception as exc:  # noqa: BLE001 - reported per test below
+    except Exception as exc:
         urls["postgresql"] = exc
-    for backend, url in urls.items():
+    for url in urls.values():
         if isinstance(url, str):
             database = Database.from_url(url)
             upgrade_engine(database.engine)
@@ -85,7 +85,7 @@ def _clear_tables(database: Database) -> None:
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - names from our metadata
+                connection.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(params=BACKENDS)

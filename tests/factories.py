@@ -29,7 +29,9 @@ class Town:
     household_b: OrgUnit
 
 
-def _unit(session: Session, kind: str, code: str, name: str, parent: OrgUnit | None, **extra: object) -> OrgUnit:
+def _unit(
+    session: Session, kind: str, code: str, name: str, parent: OrgUnit | None, **extra: object
+) -> OrgUnit:
     data = orgs.OrgUnitInput(kind=kind, code=code, name=name, parent_code=parent.code if parent else None)
     for key, value in extra.items():
         setattr(data, key, value)
@@ -37,8 +39,13 @@ def _unit(session: Session, kind: str, code: str, name: str, parent: OrgUnit | N
 
 
 def square(lon: float, lat: float, half: float = 0.005) -> dict[str, object]:
-    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
-            [lon - half, lat + half], [lon - half, lat - half]]
+    ring = [
+        [lon - half, lat - half],
+        [lon + half, lat - half],
+        [lon + half, lat + half],
+        [lon - half, lat + half],
+        [lon - half, lat - half],
+    ]
     return {"type": "Polygon", "coordinates": [ring]}
 
 
@@ -50,11 +57,16 @@ def build_town(database: Database) -> Town:
         for suffix, lon in (("a", 120.20), ("b", 120.30)):
             district = _unit(session, "district", f"D{suffix}", f"区{suffix}", city)
             sub = _unit(session, "subdistrict", f"S{suffix}", f"街道{suffix}", district)
-            community = _unit(session, "community", f"M{suffix}", f"社区{suffix}", sub, boundary=square(lon, 30.25))
+            community = _unit(
+                session, "community", f"M{suffix}", f"社区{suffix}", sub, boundary=square(lon, 30.25)
+            )
             building = _unit(session, "building", f"B{suffix}", f"楼{suffix}", community, lon=lon, lat=30.25)
             household = _unit(session, "household", f"H{suffix}", f"户{suffix}", building)
-            built |= {f"district_{suffix}": district, f"community_{suffix}": community,
-                      f"household_{suffix}": household}
+            built |= {
+                f"district_{suffix}": district,
+                f"community_{suffix}": community,
+                f"household_{suffix}": household,
+            }
         return Town(**built)  # type: ignore[arg-type]
 
 

@@ -12,7 +12,16 @@ import pytest
 from cityhub.domains import INSTALLED, manifests
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "cityhub"
-FILE_ROLES = ("__init__.py", "manifest.py", "models.py", "schemas.py", "api.py", "views.py", "cli.py", "demo.py")
+FILE_ROLES = (
+    "__init__.py",
+    "manifest.py",
+    "models.py",
+    "schemas.py",
+    "api.py",
+    "views.py",
+    "cli.py",
+    "demo.py",
+)
 
 
 def _imports(path: Path) -> list[str]:
@@ -44,9 +53,7 @@ def test_domain_imports_other_domains_only_through_declared_public_faces(domain:
             other = parts[2]
             assert other in INSTALLED, f"{path}: imports unknown domain module {module}"
             assert other in declared, f"{path}: imports {other} without declaring it in depends_on"
-            is_public_face = len(parts) == 3 or (
-                len(parts) == 4 and parts[3] in _public_names(other)
-            )
+            is_public_face = len(parts) == 3 or (len(parts) == 4 and parts[3] in _public_names(other))
             assert is_public_face, f"{path}: imports {module}; use cityhub.domains.{other} (its __init__)"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from cityhub.cli.settings_cmd import all_settings as _all_settings
 from cityhub.kernel.settings import Settings
 from cityhub.migrations import check
@@ -20,7 +21,9 @@ def test_every_setting_has_a_description() -> None:
 def test_every_setting_is_in_the_configuration_docs() -> None:
     text = DOCS.read_text(encoding="utf-8")
     missing = [name for name, _default, _text in _all_settings() if f"`{name}`" not in text]
-    assert not missing, f"add these to docs/configuration.md (`cityhub settings docs` prints the table): {missing}"
+    assert not missing, (
+        f"add these to docs/configuration.md (`cityhub settings docs` prints the table): {missing}"
+    )
 
 
 def test_default_secret_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:

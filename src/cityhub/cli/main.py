@@ -12,8 +12,11 @@ from cityhub.domains import manifests
 from cityhub.kernel.domain import resolve
 from cityhub.kernel.settings import get_settings
 
-app = typer.Typer(help="cityhub: one platform for a city's services, data, devices and communities.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="cityhub: one platform for a city's services, data, devices and communities.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
 
 

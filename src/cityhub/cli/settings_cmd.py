@@ -9,8 +9,9 @@ from rich.table import Table
 from cityhub.domains import manifests
 from cityhub.kernel.settings import Settings, describe, domain_settings, get_settings
 
-settings_app = typer.Typer(name="settings", help="Configuration reference and current values.",
-                           no_args_is_help=True)
+settings_app = typer.Typer(
+    name="settings", help="Configuration reference and current values.", no_args_is_help=True
+)
 console = Console()
 SECRET_WORDS = ("SECRET", "PASSWORD", "SALT")
 

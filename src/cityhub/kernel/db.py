@@ -81,7 +81,14 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A pool as large as the thread pool: closing and reopening connections (and their PRAGMAs) per
+        # request would dominate small requests.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=max(pool_size, 40) if parsed.database not in (None, "", ":memory:") else 1,
+            max_overflow=10,
+        )
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

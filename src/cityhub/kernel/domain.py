@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from babel.support import LazyProxy
+
 from cityhub.kernel.settings import DomainSettings
 
 
@@ -22,12 +24,15 @@ def resolve(reference: str) -> Any:
     return getattr(module, attribute) if attribute else module
 
 
+Text = str | LazyProxy  # a plain or a lazily translated string
+
+
 @dataclass(frozen=True)
 class Permission:
     """A permission code ``<domain>.<object>.<verb>`` and the built-in roles that hold it."""
 
     code: str
-    description: str
+    description: Text
     roles: tuple[str, ...] = ()
 
 
@@ -36,7 +41,7 @@ class Role:
     """A built-in role; its permissions come from every manifest's Permission.roles."""
 
     code: str
-    title: str
+    title: Text
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,9 @@ def load_or_create_ed25519(path: Path, create: bool) -> Ed25519PrivateKey:
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def load_public_key_pem(pem: str | bytes) -> Ed25519PublicKey:

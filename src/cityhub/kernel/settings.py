@@ -40,7 +40,9 @@ class RateLimitSettings(BaseModel):
         "(shared by all processes).",
     )
     login: str = Field("10/minute", description="Login attempts allowed per client address.")
-    public: str = Field("120/minute", description="Anonymous requests to public endpoints per client address.")
+    public: str = Field(
+        "120/minute", description="Anonymous requests to public endpoints per client address."
+    )
 
 
 class Settings(BaseSettings):
@@ -141,8 +143,10 @@ def describe(model: type[BaseModel], prefix: str = "CITYHUB_") -> list[tuple[str
     rows: list[tuple[str, str, str]] = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not issubclass(
-            annotation, BaseSettings
+        if (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and not issubclass(annotation, BaseSettings)
         ):
             rows += describe(annotation, f"{prefix}{name.upper()}__")
             continue

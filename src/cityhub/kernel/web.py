@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Forbidden
@@ -66,7 +66,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
     """A page from the shared Jinja2 templates. Domains sit below the web layer and cannot import it, so the
     web layer installs its renderer as ``app.state.render`` (see cityhub.web.templating.render)."""
     renderer: Callable[..., HTMLResponse] = request.app.state.render
@@ -94,8 +96,10 @@ async def verify_csrf(request: Request) -> None:
         sent = value if isinstance(value, str) else None
     expected = csrf_token(request)
     if not sent or not hmac.compare_digest(sent, expected):
-        raise Forbidden(_("The form has expired or did not come from this site; reload the page and try again."),
-                        slug="csrf")
+        raise Forbidden(
+            _("The form has expired or did not come from this site; reload the page and try again."),
+            slug="csrf",
+        )
 
 
 CsrfChecked = Depends(verify_csrf)

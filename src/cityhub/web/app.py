@@ -93,7 +93,7 @@ def _add_health_routes(app: FastAPI, database: Database) -> None:
         try:
             with database.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        except Exception as exc:
             log.warning("readiness check failed: %s", exc)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": database.dialect})

@@ -30,7 +30,9 @@ def problem_response(request: Request, problem: Problem) -> Response:
 
         return render_error_page(request, problem)
     body = problem.to_dict(instance=request.url.path, request_id=getattr(request.state, "request_id", None))
-    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=problem.headers)
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=problem.headers
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -80,5 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        problem = Problem(_("Something went wrong on our side; it has been logged."), status=500, slug="internal")
+        problem = Problem(
+            _("Something went wrong on our side; it has been logged."), status=500, slug="internal"
+        )
         return problem_response(request, problem)

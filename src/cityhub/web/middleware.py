@@ -48,7 +48,7 @@ class RequestContextMiddleware:
             cookies = SimpleCookie()
             try:
                 cookies.load(cookie_header)
-            except Exception:  # noqa: BLE001 - a malformed cookie header must not fail the request
+            except Exception:
                 cookies = SimpleCookie()
             chosen = cookies.get(LOCALE_COOKIE)
             if chosen and chosen.value in SUPPORTED_LOCALES:

@@ -45,7 +45,9 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=environment)
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
     merged = {"request": request, "user": getattr(request.state, "user", None), "locale": get_locale()}
     merged.update(context or {})
     return templates().TemplateResponse(request, name, merged, status_code=status_code)

@@ -45,8 +45,10 @@ def test_wrong_password_and_unknown_user_get_the_same_problem(client, database, 
 
 def test_lockout_after_repeated_failures_survives_the_correct_password(client, database, town) -> None:
     make_user(database, "resident1", [("resident", town.community_a)])
-    statuses = [client.post(TOKEN_URL, data={"username": "resident1", "password": "bad-pass"}).status_code
-                for _ in range(5)]
+    statuses = [
+        client.post(TOKEN_URL, data={"username": "resident1", "password": "bad-pass"}).status_code
+        for _ in range(5)
+    ]
     assert statuses == [401, 401, 401, 401, 423]
     locked = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD})
     assert locked.status_code == 423
@@ -59,8 +61,10 @@ def test_lockout_after_repeated_failures_survives_the_correct_password(client, d
 
 
 def test_login_rate_limit_answers_429_problem(client, database, town, settings) -> None:
-    codes = [client.post(TOKEN_URL, data={"username": f"u{i}", "password": "whatever1"}).status_code
-             for i in range(11)]
+    codes = [
+        client.post(TOKEN_URL, data={"username": f"u{i}", "password": "whatever1"}).status_code
+        for i in range(11)
+    ]
     assert codes[:10] == [401] * 10
     assert codes[10] == 429
     limited = client.post(TOKEN_URL, data={"username": "u", "password": "whatever1"})
@@ -71,10 +75,14 @@ def test_login_rate_limit_answers_429_problem(client, database, town, settings) 
 def test_refresh_rotates_and_a_reused_refresh_token_is_refused(client, database, town) -> None:
     make_user(database, "resident1", [("resident", town.community_a)])
     first = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).json()
-    second = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    second = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert second.status_code == 200
     assert second.json()["refresh_token"] != first["refresh_token"]
-    again = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    again = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert again.status_code == 401
     assert again.json()["type"].endswith("/token-revoked")
 
@@ -82,24 +90,33 @@ def test_refresh_rotates_and_a_reused_refresh_token_is_refused(client, database,
 def test_logout_revokes_the_refresh_token(client, database, town) -> None:
     make_user(database, "resident1", [("resident", town.community_a)])
     pair = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).json()
-    assert client.post("/api/v1/identity/token/revoke",
-                       json={"refresh_token": pair["refresh_token"]}).status_code == 204
+    assert (
+        client.post(
+            "/api/v1/identity/token/revoke", json={"refresh_token": pair["refresh_token"]}
+        ).status_code
+        == 204
+    )
     with database.reading() as session:
         assert session.scalar(select(RefreshToken.revoked_at)) is not None
-    refused = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]})
+    refused = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    )
     assert refused.status_code == 401
 
 
 def test_access_token_cannot_be_used_as_refresh_token_and_garbage_is_401(client, database, town) -> None:
     make_user(database, "resident1", [("resident", town.community_a)])
     pair = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).json()
-    swapped = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": pair["access_token"]})
+    swapped = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": pair["access_token"]}
+    )
     assert swapped.status_code == 401
     garbage = client.get("/api/v1/identity/me", headers={"Authorization": "Bearer not.a.jwt"})
     assert garbage.status_code == 401
     assert garbage.headers["WWW-Authenticate"] == "Bearer"
-    refresh_as_access = client.get("/api/v1/identity/me",
-                                   headers={"Authorization": f"Bearer {pair['refresh_token']}"})
+    refresh_as_access = client.get(
+        "/api/v1/identity/me", headers={"Authorization": f"Bearer {pair['refresh_token']}"}
+    )
     assert refresh_as_access.status_code == 401
 
 
@@ -119,8 +136,11 @@ def test_unsupported_grant_and_missing_fields_are_problems(client, database, tow
 def test_api_key_lifecycle(client, database, town) -> None:
     make_user(database, "operator1", [("operator", town.city)])
     headers = bearer(client, "operator1")
-    created = client.post("/api/v1/identity/api-keys", headers=headers, json={
-        "name": "gateway 7", "permissions": ["identity.orgs.read"], "org_unit_id": town.district_a.id})
+    created = client.post(
+        "/api/v1/identity/api-keys",
+        headers=headers,
+        json={"name": "gateway 7", "permissions": ["identity.orgs.read"], "org_unit_id": town.district_a.id},
+    )
     assert created.status_code == 201, created.text
     key = created.json()["key"]
     assert key.startswith("chk_")
@@ -130,11 +150,16 @@ def test_api_key_lifecycle(client, database, town) -> None:
     assert as_machine.status_code == 200
     codes = {unit["code"] for unit in as_machine.json()["items"]}
     assert "Da" in codes and "Db" not in codes, "a key scoped to district A must not see district B"
-    assert client.get("/api/v1/identity/org-units", headers={"Authorization": f"ApiKey {key}"}).status_code == 200
+    assert (
+        client.get("/api/v1/identity/org-units", headers={"Authorization": f"ApiKey {key}"}).status_code
+        == 200
+    )
     assert client.get("/api/v1/identity/people", headers={"X-API-Key": key}).status_code == 403
     tampered = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
     assert client.get("/api/v1/identity/org-units", headers={"X-API-Key": tampered}).status_code == 401
-    assert client.delete(f"/api/v1/identity/api-keys/{created.json()['id']}", headers=headers).status_code == 204
+    assert (
+        client.delete(f"/api/v1/identity/api-keys/{created.json()['id']}", headers=headers).status_code == 204
+    )
     revoked = client.get("/api/v1/identity/org-units", headers={"X-API-Key": key})
     assert revoked.status_code == 401
     assert revoked.json()["type"].endswith("/api-key-revoked")
@@ -143,12 +168,22 @@ def test_api_key_lifecycle(client, database, town) -> None:
 def test_api_key_cannot_carry_permissions_its_creator_lacks(client, database, town) -> None:
     make_user(database, "operator1", [("operator", town.city)])
     headers = bearer(client, "operator1")
-    unknown = client.post("/api/v1/identity/api-keys", headers=headers, json={
-        "name": "x", "permissions": ["nonsense.perm"], "org_unit_id": town.city.id})
+    unknown = client.post(
+        "/api/v1/identity/api-keys",
+        headers=headers,
+        json={"name": "x", "permissions": ["nonsense.perm"], "org_unit_id": town.city.id},
+    )
     assert unknown.status_code == 422
-    past = client.post("/api/v1/identity/api-keys", headers=headers, json={
-        "name": "x", "permissions": ["identity.orgs.read"], "org_unit_id": town.city.id,
-        "expires_at": "2020-01-01T00:00:00Z"})
+    past = client.post(
+        "/api/v1/identity/api-keys",
+        headers=headers,
+        json={
+            "name": "x",
+            "permissions": ["identity.orgs.read"],
+            "org_unit_id": town.city.id,
+            "expires_at": "2020-01-01T00:00:00Z",
+        },
+    )
     assert past.status_code == 422
 
 
@@ -156,9 +191,16 @@ def test_expired_api_key_is_refused(client, database, town) -> None:
     from cityhub.domains.identity.models import ApiKey
 
     make_user(database, "operator1", [("operator", town.city)])
-    created = client.post("/api/v1/identity/api-keys", headers=bearer(client, "operator1"), json={
-        "name": "x", "permissions": ["identity.orgs.read"], "org_unit_id": town.city.id,
-        "expires_at": (utcnow() + timedelta(days=1)).isoformat()}).json()
+    created = client.post(
+        "/api/v1/identity/api-keys",
+        headers=bearer(client, "operator1"),
+        json={
+            "name": "x",
+            "permissions": ["identity.orgs.read"],
+            "org_unit_id": town.city.id,
+            "expires_at": (utcnow() + timedelta(days=1)).isoformat(),
+        },
+    ).json()
     with database.unit_of_work() as session:
         session.get(ApiKey, created["id"]).expires_at = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
     refused = client.get("/api/v1/identity/org-units", headers={"X-API-Key": created["key"]})

@@ -33,7 +33,9 @@ def test_resident_gets_a_signed_short_lived_card_with_qr(client, database) -> No
     header = json.loads(base64.urlsafe_b64decode(body["token"].split(".")[0] + "=="))
     assert header["alg"] == "EdDSA"
     public_pem = client.get("/api/v1/identity/card/public-key").text
-    claims = jwt.decode(body["token"], load_public_key_pem(public_pem), algorithms=["EdDSA"], issuer="cityhub")
+    claims = jwt.decode(
+        body["token"], load_public_key_pem(public_pem), algorithms=["EdDSA"], issuer="cityhub"
+    )
     assert claims["sub"] == str(person.id)
     assert claims["name"] == "张*丰", "verifiers see a masked name"
     assert claims["exp"] - claims["iat"] <= 121
@@ -53,7 +55,10 @@ def test_verifier_accepts_a_fresh_card_and_the_read_is_audited(client, database)
 def test_residents_cannot_verify_cards(client, database) -> None:
     _person, resident, _clerk = _setup(client, database)
     token = client.get("/api/v1/identity/card", headers=resident).json()["token"]
-    assert client.post("/api/v1/identity/card/verify", headers=resident, json={"token": token}).status_code == 403
+    assert (
+        client.post("/api/v1/identity/card/verify", headers=resident, json={"token": token}).status_code
+        == 403
+    )
 
 
 def test_tampered_card_is_refused_with_bad_signature(client, database) -> None:
@@ -70,7 +75,9 @@ def test_tampered_card_is_refused_with_bad_signature(client, database) -> None:
 
 def test_card_signed_by_another_key_is_refused(client, database, settings) -> None:
     person, _resident, clerk = _setup(client, database)
-    foreign = card.issue_card(Person(id=person.id, name="x", verification_level=3), Ed25519PrivateKey.generate(), 60)
+    foreign = card.issue_card(
+        Person(id=person.id, name="x", verification_level=3), Ed25519PrivateKey.generate(), 60
+    )
     result = client.post("/api/v1/identity/card/verify", headers=clerk, json={"token": foreign.token}).json()
     assert result["reason"] == "bad-signature"
 
@@ -113,15 +120,26 @@ def test_cli_verifies_a_card_offline_with_the_public_key(client, database, setti
     token = client.get("/api/v1/identity/card", headers=resident).json()["token"]
     pem = tmp_path / "card.pub"
     pem.write_text(client.get("/api/v1/identity/card/public-key").text)
-    env = {"CITYHUB_ENV": "test", "CITYHUB_VAR_DIR": str(settings.var_dir),
-           "CITYHUB_DATABASE_URL": settings.resolved_database_url, "PATH": "/usr/bin:/bin"}
+    env = {
+        "CITYHUB_ENV": "test",
+        "CITYHUB_VAR_DIR": str(settings.var_dir),
+        "CITYHUB_DATABASE_URL": settings.resolved_database_url,
+        "PATH": "/usr/bin:/bin",
+    }
     command = [sys.executable, "-m", "cityhub.cli", "card", "verify", token, "--public-key", str(pem)]
     good = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "valid" in good.stdout
-    offline = subprocess.run([*command, "--offline"], env=env, capture_output=True, text=True, timeout=60,
-                             check=False)
+    offline = subprocess.run(
+        [*command, "--offline"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert offline.returncode == 0 and "revocation not checked" in offline.stdout
-    bad = subprocess.run([*command[:5], token[:-4] + "AAAA", "--public-key", str(pem), "--offline"], env=env,
-                         capture_output=True, text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [*command[:5], token[:-4] + "AAAA", "--public-key", str(pem), "--offline"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 1 and "bad-signature" in bad.stdout

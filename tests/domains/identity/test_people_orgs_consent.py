@@ -25,21 +25,35 @@ def test_person_created_masked_audited_and_duplicate_identity_refused(client, da
     town = build_town(database)
     make_user(database, "worker", [("community_worker", town.community_a)])
     headers = bearer(client, "worker")
-    body = {"name": "赵六", "gender": "F", "id_number": VALID_ID, "household_id": town.household_a.id,
-            "relation": "spouse", "verification_level": 2}
+    body = {
+        "name": "赵六",
+        "gender": "F",
+        "id_number": VALID_ID,
+        "household_id": town.household_a.id,
+        "relation": "spouse",
+        "verification_level": 2,
+    }
     created = client.post("/api/v1/identity/people", headers=headers, json=body)
     assert created.status_code == 201, created.text
     assert created.json()["id_number_masked"] == "1101**********002X"
     assert VALID_ID not in created.text
     again = client.post("/api/v1/identity/people", headers=headers, json=body | {"name": "冒名"})
     assert again.status_code == 409
-    bad = client.post("/api/v1/identity/people", headers=headers, json=body | {"id_number": "110105194912310021"})
+    bad = client.post(
+        "/api/v1/identity/people", headers=headers, json=body | {"id_number": "110105194912310021"}
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "id_number"
-    elsewhere = client.post("/api/v1/identity/people", headers=headers,
-                            json=body | {"household_id": town.household_b.id, "id_number": None})
+    elsewhere = client.post(
+        "/api/v1/identity/people",
+        headers=headers,
+        json=body | {"household_id": town.household_b.id, "id_number": None},
+    )
     assert elsewhere.status_code == 403
     person_id = created.json()["id"]
-    assert client.get(f"/api/v1/identity/people/{person_id}?purpose=home-visit", headers=headers).status_code == 200
+    assert (
+        client.get(f"/api/v1/identity/people/{person_id}?purpose=home-visit", headers=headers).status_code
+        == 200
+    )
     with database.reading() as session:
         reads = session.scalars(select(AuditRecord).where(AuditRecord.action == "identity.person.read")).all()
         assert [(r.object_id, r.purpose) for r in reads] == [(str(person_id), "home-visit")]
@@ -60,8 +74,12 @@ def test_consent_grant_withdraw_is_recorded_evented_and_queryable(client, databa
     town = build_town(database)
     _account, person = make_user(database, "resident1", [("resident", town.community_a)])
     headers = bearer(client, "resident1")
-    assert client.post("/api/v1/identity/me/consents", headers=headers,
-                       json={"purpose": "marketing"}).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/identity/me/consents", headers=headers, json={"purpose": "marketing"}
+        ).status_code
+        == 201
+    )
     with database.reading() as session:
         assert has_consent(session, person.id, "marketing")
         assert consenting_people(session, "marketing") == {person.id}
@@ -82,13 +100,19 @@ def test_org_import_csv_is_all_or_nothing(client, database) -> None:
     make_user(database, "operator1", [("operator", town.city)])
     headers = bearer(client, "operator1")
     good = "kind,code,name,parent_code,lon,lat\nbuilding,B9,九号楼,Ma,120.2,30.25\nhousehold,H9,901室,B9,,\n"
-    response = client.post("/api/v1/identity/org-units/import", headers=headers,
-                           files={"file": ("units.csv", good.encode(), "text/csv")})
+    response = client.post(
+        "/api/v1/identity/org-units/import",
+        headers=headers,
+        files={"file": ("units.csv", good.encode(), "text/csv")},
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"created": 2}
     broken = "kind,code,name,parent_code\nbuilding,B10,十号楼,Ma\nhousehold,H10,1001室,NOPE\n"
-    refused = client.post("/api/v1/identity/org-units/import", headers=headers,
-                          files={"file": ("units.csv", broken.encode(), "text/csv")})
+    refused = client.post(
+        "/api/v1/identity/org-units/import",
+        headers=headers,
+        files={"file": ("units.csv", broken.encode(), "text/csv")},
+    )
     assert refused.status_code == 422
     with database.reading() as session:
         assert session.scalar(select(func.count()).select_from(OrgUnit).where(OrgUnit.code == "B10")) == 0
@@ -97,11 +121,17 @@ def test_org_import_csv_is_all_or_nothing(client, database) -> None:
 def test_org_import_geojson_with_boundaries(client, database) -> None:
     town = build_town(database)
     make_user(database, "operator1", [("operator", town.city)])
-    feature = {"type": "Feature", "geometry": square(120.4, 30.3),
-               "properties": {"kind": "community", "code": "M9", "name": "新社区", "parent_code": "Sa"}}
+    feature = {
+        "type": "Feature",
+        "geometry": square(120.4, 30.3),
+        "properties": {"kind": "community", "code": "M9", "name": "新社区", "parent_code": "Sa"},
+    }
     upload = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
-    response = client.post("/api/v1/identity/org-units/import", headers=bearer(client, "operator1"),
-                           files={"file": ("units.geojson", upload, "application/geo+json")})
+    response = client.post(
+        "/api/v1/identity/org-units/import",
+        headers=bearer(client, "operator1"),
+        files={"file": ("units.geojson", upload, "application/geo+json")},
+    )
     assert response.status_code == 200, response.text
     with database.reading() as session:
         unit = session.scalar(select(OrgUnit).where(OrgUnit.code == "M9"))
@@ -114,14 +144,23 @@ def test_bad_geometry_and_wrong_parent_kind_are_422(client, database) -> None:
     make_user(database, "operator1", [("operator", town.city)])
     headers = bearer(client, "operator1")
     open_ring = {"type": "Polygon", "coordinates": [[[120, 30], [121, 30], [121, 31]]]}
-    bad_shape = client.post("/api/v1/identity/org-units", headers=headers, json={
-        "kind": "community", "code": "Mx", "name": "x", "parent_code": "Sa", "boundary": open_ring})
+    bad_shape = client.post(
+        "/api/v1/identity/org-units",
+        headers=headers,
+        json={"kind": "community", "code": "Mx", "name": "x", "parent_code": "Sa", "boundary": open_ring},
+    )
     assert bad_shape.status_code == 422
-    wrong_parent = client.post("/api/v1/identity/org-units", headers=headers, json={
-        "kind": "household", "code": "Hx", "name": "x", "parent_code": "Da"})
+    wrong_parent = client.post(
+        "/api/v1/identity/org-units",
+        headers=headers,
+        json={"kind": "household", "code": "Hx", "name": "x", "parent_code": "Da"},
+    )
     assert wrong_parent.status_code == 422 and wrong_parent.json()["field"] == "parent_code"
-    duplicate = client.post("/api/v1/identity/org-units", headers=headers, json={
-        "kind": "building", "code": "Ba", "name": "x", "parent_code": "Ma"})
+    duplicate = client.post(
+        "/api/v1/identity/org-units",
+        headers=headers,
+        json={"kind": "building", "code": "Ba", "name": "x", "parent_code": "Ma"},
+    )
     assert duplicate.status_code == 409
 
 
@@ -133,7 +172,9 @@ def test_generic_errors_are_problem_json_with_request_id(client, database) -> No
     assert missing.json()["request_id"] == missing.headers["X-Request-ID"]
     wrong_method = client.put("/api/v1/identity/token")
     assert wrong_method.status_code == 405 and wrong_method.json()["status"] == 405
-    not_json = client.post("/api/v1/identity/token/revoke", content=b"{nope", headers={"content-type": "application/json"})
+    not_json = client.post(
+        "/api/v1/identity/token/revoke", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert not_json.status_code == 422 and not_json.json()["errors"]
     paging = client.get("/api/v1/identity/org-units?limit=100000")
     assert paging.status_code in (401, 422)
@@ -143,25 +184,48 @@ def test_organizations_and_family_links(client, database) -> None:
     town = build_town(database)
     make_user(database, "operator1", [("operator", town.city)])
     headers = bearer(client, "operator1")
-    created = client.post("/api/v1/identity/organizations", headers=headers, json={
-        "kind": "department", "code": "MZJ", "name": "民政局", "org_unit_id": town.city.id})
+    created = client.post(
+        "/api/v1/identity/organizations",
+        headers=headers,
+        json={"kind": "department", "code": "MZJ", "name": "民政局", "org_unit_id": town.city.id},
+    )
     assert created.status_code == 201, created.text
-    assert client.post("/api/v1/identity/organizations", headers=headers, json={
-        "kind": "department", "code": "MZJ", "name": "again", "org_unit_id": town.city.id}).status_code == 409
-    assert client.post("/api/v1/identity/organizations", headers=headers, json={
-        "kind": "bank", "code": "B", "name": "x", "org_unit_id": town.city.id}).status_code == 422
+    assert (
+        client.post(
+            "/api/v1/identity/organizations",
+            headers=headers,
+            json={"kind": "department", "code": "MZJ", "name": "again", "org_unit_id": town.city.id},
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            "/api/v1/identity/organizations",
+            headers=headers,
+            json={"kind": "bank", "code": "B", "name": "x", "org_unit_id": town.city.id},
+        ).status_code
+        == 422
+    )
     listed = client.get("/api/v1/identity/organizations?kind=department", headers=headers).json()
     assert [o["code"] for o in listed["items"]] == ["MZJ"]
     _a, elder = make_user(database, "elder", [("resident", town.community_a)], household=town.household_a)
-    _b, daughter = make_user(database, "daughter", [("resident", town.community_b)], household=town.household_b)
-    link = client.post(f"/api/v1/identity/people/{elder.id}/family-links", headers=headers,
-                       json={"guardian_id": daughter.id, "kind": "guardian"})
+    _b, daughter = make_user(
+        database, "daughter", [("resident", town.community_b)], household=town.household_b
+    )
+    link = client.post(
+        f"/api/v1/identity/people/{elder.id}/family-links",
+        headers=headers,
+        json={"guardian_id": daughter.id, "kind": "guardian"},
+    )
     assert link.status_code == 201, link.text
     from cityhub.domains.identity import dependants_of, guardians_of
 
     with database.reading() as session:
         assert [p.id for p in guardians_of(session, elder.id)] == [daughter.id]
         assert [p.id for p in dependants_of(session, daughter.id, "guardian")] == [elder.id]
-    again = client.post(f"/api/v1/identity/people/{elder.id}/family-links", headers=headers,
-                        json={"guardian_id": daughter.id, "kind": "guardian"})
+    again = client.post(
+        f"/api/v1/identity/people/{elder.id}/family-links",
+        headers=headers,
+        json={"guardian_id": daughter.id, "kind": "guardian"},
+    )
     assert again.status_code == 409

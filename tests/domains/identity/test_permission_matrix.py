@@ -11,8 +11,11 @@ from fastapi.routing import APIRoute
 from cityhub.kernel.domain import access_catalog
 from tests.factories import bearer, build_town, make_user
 
-PUBLIC = {("POST", "/api/v1/identity/token"), ("POST", "/api/v1/identity/token/revoke"),
-          ("GET", "/api/v1/identity/card/public-key")}
+PUBLIC = {
+    ("POST", "/api/v1/identity/token"),
+    ("POST", "/api/v1/identity/token/revoke"),
+    ("GET", "/api/v1/identity/card/public-key"),
+}
 SELF_SERVICE_PREFIXES = ("/api/v1/identity/me", "/api/v1/identity/card")
 
 
@@ -55,8 +58,19 @@ def test_anonymous_callers_get_401_on_every_non_public_route(client, app, databa
         assert response.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.parametrize("role", ["resident", "community_worker", "department_staff", "merchant_owner",
-                                  "merchant_clerk", "clinic_staff", "carer", "operator"])
+@pytest.mark.parametrize(
+    "role",
+    [
+        "resident",
+        "community_worker",
+        "department_staff",
+        "merchant_owner",
+        "merchant_clerk",
+        "clinic_staff",
+        "carer",
+        "operator",
+    ],
+)
 def test_each_role_is_refused_exactly_where_it_lacks_the_permission(client, app, database, role) -> None:
     town = build_town(database)
     make_user(database, f"user_{role}", [(role, town.community_a)])
@@ -72,7 +86,9 @@ def test_each_role_is_refused_exactly_where_it_lacks_the_permission(client, app,
 def test_scope_a_community_worker_sees_only_their_community(client, database) -> None:
     town = build_town(database)
     make_user(database, "worker_a", [("community_worker", town.community_a)])
-    make_user(database, "neighbour", [("resident", town.community_a)], household=town.household_a, name="李四")
+    make_user(
+        database, "neighbour", [("resident", town.community_a)], household=town.household_a, name="李四"
+    )
     make_user(database, "stranger", [("resident", town.community_b)], household=town.household_b, name="王五")
     headers = bearer(client, "worker_a")
     names = {p["name"] for p in client.get("/api/v1/identity/people", headers=headers).json()["items"]}
@@ -87,9 +103,15 @@ def test_operator_scoped_to_a_district_cannot_create_units_elsewhere(client, dat
     town = build_town(database)
     make_user(database, "district_op", [("operator", town.district_a)])
     headers = bearer(client, "district_op")
-    inside = client.post("/api/v1/identity/org-units", headers=headers,
-                         json={"kind": "building", "code": "B-new", "name": "新楼", "parent_code": "Ma"})
+    inside = client.post(
+        "/api/v1/identity/org-units",
+        headers=headers,
+        json={"kind": "building", "code": "B-new", "name": "新楼", "parent_code": "Ma"},
+    )
     assert inside.status_code == 201, inside.text
-    outside = client.post("/api/v1/identity/org-units", headers=headers,
-                          json={"kind": "building", "code": "B-x", "name": "外楼", "parent_code": "Mb"})
+    outside = client.post(
+        "/api/v1/identity/org-units",
+        headers=headers,
+        json={"kind": "building", "code": "B-x", "name": "外楼", "parent_code": "Mb"},
+    )
     assert outside.status_code == 403

@@ -20,7 +20,13 @@ from cityhub.domains.identity.service.consent import (
     withdraw_consent,
 )
 from cityhub.domains.identity.service.orgs import get_unit, unit_containing, units_in_scope
-from cityhub.domains.identity.service.people import dependants_of, get_person, guardians_of, household_of, mask_name
+from cityhub.domains.identity.service.people import (
+    dependants_of,
+    get_person,
+    guardians_of,
+    household_of,
+    mask_name,
+)
 
 __all__ = [
     "ConsentChanged",

@@ -31,7 +31,9 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 # --- tokens --------------------------------------------------------------------------------------------
 
 
-@router.post("/token", response_model=schemas.TokenOut, summary="OAuth2 token endpoint (password, refresh_token)")
+@router.post(
+    "/token", response_model=schemas.TokenOut, summary="OAuth2 token endpoint (password, refresh_token)"
+)
 def token(
     request: Request,
     session: DbSession,
@@ -53,13 +55,19 @@ def token(
             raise ValidationProblem(_("Give the refresh token."), field="refresh_token")
         pair = accounts.refresh_tokens(session, settings.secret_key, identity, refresh_token)
     else:
-        raise ValidationProblem(_("Unsupported grant type %(grant)s.", grant=grant_type), field="grant_type",
-                                slug="unsupported-grant-type")
-    return schemas.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
-                            expires_in=pair.expires_in)
+        raise ValidationProblem(
+            _("Unsupported grant type %(grant)s.", grant=grant_type),
+            field="grant_type",
+            slug="unsupported-grant-type",
+        )
+    return schemas.TokenOut(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
 
 
-@router.post("/token/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Log out: revoke a refresh token")
+@router.post(
+    "/token/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Log out: revoke a refresh token"
+)
 def revoke_token(body: schemas.RefreshIn, session: DbSession, settings: AppSettings) -> Response:
     accounts.revoke_refresh_token(session, settings.secret_key, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -75,8 +83,10 @@ def me(principal: CurrentPrincipal, session: DbSession) -> schemas.MeOut:
         account_id=principal.id,
         username=principal.name,
         person=schemas.PersonOut.model_validate(person) if person else None,
-        roles=[schemas.GrantOut(role=g.role, org_unit_id=g.org_unit_id, organization_id=g.organization_id)
-               for g in principal.grants],
+        roles=[
+            schemas.GrantOut(role=g.role, org_unit_id=g.org_unit_id, organization_id=g.organization_id)
+            for g in principal.grants
+        ],
         permissions=sorted({code for grant in principal.grants for code in grant.permissions}),
     )
 
@@ -106,8 +116,9 @@ def my_consents(principal: CurrentPrincipal, session: DbSession) -> list[Consent
 
 @router.post("/me/consents", response_model=schemas.ConsentOut, status_code=status.HTTP_201_CREATED)
 def give_consent(body: schemas.ConsentIn, principal: CurrentPrincipal, session: DbSession) -> Consent:
-    return consent.grant_consent(session, _own_person_id(principal), body.purpose, actor=principal.actor,
-                                 scope=body.scope)
+    return consent.grant_consent(
+        session, _own_person_id(principal), body.purpose, actor=principal.actor, scope=body.scope
+    )
 
 
 @router.delete("/me/consents/{purpose}", status_code=status.HTTP_204_NO_CONTENT)
@@ -132,8 +143,13 @@ def my_card(principal: CurrentPrincipal, session: DbSession, settings: AppSettin
 def revoke_my_cards(principal: CurrentPrincipal, session: DbSession) -> Response:
     person = people.get_person(session, _own_person_id(principal))
     card.revoke_cards(person)
-    audit.record(session, actor=principal.actor, action="identity.card.revoked", object_type="person",
-                 object_id=str(person.id))
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.card.revoked",
+        object_type="person",
+        object_id=str(person.id),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -147,8 +163,14 @@ def verify_card(
     public_key = card.signing_key(settings, identity_settings()).public_key()
     check = card.verify_card(body.token, public_key, session)
     if check.person_id is not None:
-        audit.record(session, actor=principal.actor, action="identity.card.verified", object_type="person",
-                     object_id=str(check.person_id), details={"reason": check.reason})
+        audit.record(
+            session,
+            actor=principal.actor,
+            action="identity.card.verified",
+            object_type="person",
+            object_id=str(check.person_id),
+            details={"reason": check.reason},
+        )
     return schemas.CardCheckOut(**check.__dict__)
 
 
@@ -181,11 +203,16 @@ def list_org_units(
         statement = statement.where(OrgUnit.kind == kind)
     if q:
         pattern = f"%{q}%"
-        statement = statement.where(or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern),
-                                        OrgUnit.name_en.like(pattern)))
+        statement = statement.where(
+            or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern), OrgUnit.name_en.like(pattern))
+        )
     rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
-    return Page(items=[schemas.OrgUnitOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
-                offset=paging.offset)
+    return Page(
+        items=[schemas.OrgUnitOut.model_validate(r) for r in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 def _visible_unit(session: DbSession, principal: Principal, unit_id: int, permission: str) -> OrgUnit:
@@ -209,10 +236,19 @@ def create_org_unit(
     session: DbSession,
     principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
 ) -> OrgUnit:
-    unit = orgs.create_unit(session, orgs.OrgUnitInput(**body.model_dump()),
-                            lambda path: require(principal, "identity.orgs.manage", path))
-    audit.record(session, actor=principal.actor, action="identity.org_unit.created", object_type="org_unit",
-                 object_id=str(unit.id), details={"code": unit.code})
+    unit = orgs.create_unit(
+        session,
+        orgs.OrgUnitInput(**body.model_dump()),
+        lambda path: require(principal, "identity.orgs.manage", path),
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.org_unit.created",
+        object_type="org_unit",
+        object_id=str(unit.id),
+        details={"code": unit.code},
+    )
     return unit
 
 
@@ -227,8 +263,14 @@ def import_org_units(
         raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
     rows = orgs.read_import_file(file.filename or "upload.csv", content)
     created = orgs.import_units(session, rows, lambda path: require(principal, "identity.orgs.manage", path))
-    audit.record(session, actor=principal.actor, action="identity.org_unit.imported", object_type="org_unit",
-                 object_id="*", details={"created": created, "file": file.filename})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.org_unit.imported",
+        object_type="org_unit",
+        object_id="*",
+        details={"created": created, "file": file.filename},
+    )
     return {"created": created}
 
 
@@ -247,10 +289,21 @@ def list_people(
     if q:
         statement = statement.where(or_(Person.name.like(f"%{q}%"), Person.phone.like(f"%{q}%")))
     rows, total = fetch_page(session, statement.order_by(Person.id), paging)
-    audit.record(session, actor=principal.actor, action="identity.people.listed", object_type="person",
-                 object_id="*", purpose="administration", details={"q": q, "count": len(rows)})
-    return Page(items=[schemas.PersonOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
-                offset=paging.offset)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.people.listed",
+        object_type="person",
+        object_id="*",
+        purpose="administration",
+        details={"q": q, "count": len(rows)},
+    )
+    return Page(
+        items=[schemas.PersonOut.model_validate(r) for r in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.get("/people/{person_id}", response_model=schemas.PersonOut, summary="One person (an audited read)")
@@ -265,8 +318,14 @@ def get_person(
     person = people.get_person(session, person_id)
     home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
     require(principal, "identity.people.read", home.path if home else "/")
-    audit.record(session, actor=principal.actor, action="identity.person.read", object_type="person",
-                 object_id=str(person.id), purpose=purpose)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.person.read",
+        object_type="person",
+        object_id=str(person.id),
+        purpose=purpose,
+    )
     return person
 
 
@@ -281,18 +340,28 @@ def create_person(
         household = _visible_unit(session, principal, body.household_id, "identity.people.manage")
     else:
         require(principal, "identity.people.manage", "/")
-    data = people.PersonInput(**body.model_dump(exclude={"household_id", "relation"}),
-                              home_unit_id=household.id if household else None)
+    data = people.PersonInput(
+        **body.model_dump(exclude={"household_id", "relation"}),
+        home_unit_id=household.id if household else None,
+    )
     person = people.create_person(session, data, identity_settings().id_number_salt)
     if household is not None:
         people.add_to_household(session, household, person, body.relation)
-    audit.record(session, actor=principal.actor, action="identity.person.created", object_type="person",
-                 object_id=str(person.id))
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.person.created",
+        object_type="person",
+        object_id=str(person.id),
+    )
     return person
 
 
-@router.post("/people/{person_id}/family-links", status_code=status.HTTP_201_CREATED,
-             summary="Link a guardian, carer or emergency contact to a person")
+@router.post(
+    "/people/{person_id}/family-links",
+    status_code=status.HTTP_201_CREATED,
+    summary="Link a guardian, carer or emergency contact to a person",
+)
 def link_family(
     person_id: int,
     body: schemas.FamilyLinkIn,
@@ -306,16 +375,25 @@ def link_family(
         require(principal, "identity.people.manage", home.path if home else "/")
     link = people.link_family(session, guardian, dependant, body.kind)
     session.flush()
-    audit.record(session, actor=principal.actor, action="identity.family_link.created", object_type="person",
-                 object_id=str(dependant.id), details={"guardian_id": guardian.id, "kind": body.kind})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.family_link.created",
+        object_type="person",
+        object_id=str(dependant.id),
+        details={"guardian_id": guardian.id, "kind": body.kind},
+    )
     return {"id": link.id}
 
 
 # --- organisations -------------------------------------------------------------------------------------
 
 
-@router.get("/organizations", response_model=Page[schemas.OrganizationOut],
-            summary="Departments, merchants, clinics, care providers and the operator in my scope")
+@router.get(
+    "/organizations",
+    response_model=Page[schemas.OrganizationOut],
+    summary="Departments, merchants, clinics, care providers and the operator in my scope",
+)
 def list_organizations(
     session: DbSession,
     paging: Paging,
@@ -327,8 +405,12 @@ def list_organizations(
     if kind:
         statement = statement.where(Organization.kind == kind)
     rows, total = fetch_page(session, statement.order_by(Organization.id), paging)
-    return Page(items=[schemas.OrganizationOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
-                offset=paging.offset)
+    return Page(
+        items=[schemas.OrganizationOut.model_validate(r) for r in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.post("/organizations", response_model=schemas.OrganizationOut, status_code=status.HTTP_201_CREATED)
@@ -340,8 +422,14 @@ def create_organization(
     unit = orgs.get_unit(session, body.org_unit_id)
     require(principal, "identity.orgs.manage", unit.path)
     organization = orgs.create_organization(session, body.kind, body.code, body.name, unit, body.name_en)
-    audit.record(session, actor=principal.actor, action="identity.organization.created",
-                 object_type="organization", object_id=str(organization.id), details={"code": body.code})
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.organization.created",
+        object_type="organization",
+        object_id=str(organization.id),
+        details={"code": body.code},
+    )
     return organization
 
 
@@ -356,14 +444,18 @@ def list_role_assignments(
 ) -> list[RoleAssignment]:
     accounts.get_account(session, account_id)
     scope_units = orgs.units_in_scope(principal.scopes("identity.roles.manage")).with_only_columns(OrgUnit.id)
-    return list(session.scalars(
-        select(RoleAssignment)
-        .where(RoleAssignment.account_id == account_id, RoleAssignment.org_unit_id.in_(scope_units))
-        .order_by(RoleAssignment.id)
-    ))
+    return list(
+        session.scalars(
+            select(RoleAssignment)
+            .where(RoleAssignment.account_id == account_id, RoleAssignment.org_unit_id.in_(scope_units))
+            .order_by(RoleAssignment.id)
+        )
+    )
 
 
-@router.post("/role-assignments", response_model=schemas.RoleAssignmentOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/role-assignments", response_model=schemas.RoleAssignmentOut, status_code=status.HTTP_201_CREATED
+)
 def grant_role(
     body: schemas.RoleAssignmentIn,
     session: DbSession,
@@ -393,11 +485,17 @@ def list_api_keys(
     paging: Paging,
     principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
 ) -> Page[schemas.ApiKeyOut]:
-    scope_units = orgs.units_in_scope(principal.scopes("identity.apikeys.manage")).with_only_columns(OrgUnit.id)
+    scope_units = orgs.units_in_scope(principal.scopes("identity.apikeys.manage")).with_only_columns(
+        OrgUnit.id
+    )
     statement = select(ApiKey).where(ApiKey.org_unit_id.in_(scope_units)).order_by(ApiKey.id.desc())
     rows, total = fetch_page(session, statement, paging)
-    return Page(items=[schemas.ApiKeyOut.model_validate(r) for r in rows], total=total, limit=paging.limit,
-                offset=paging.offset)
+    return Page(
+        items=[schemas.ApiKeyOut.model_validate(r) for r in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
 
 
 @router.post("/api-keys", response_model=schemas.ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)
@@ -407,9 +505,15 @@ def create_api_key(
     principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
 ) -> schemas.ApiKeyCreatedOut:
     unit = orgs.get_unit(session, body.org_unit_id)
-    key, secret = apikeys.create_key(session, principal, name=body.name, permissions=body.permissions,
-                                     org_unit=unit, organization_id=body.organization_id,
-                                     expires_at=body.expires_at)
+    key, secret = apikeys.create_key(
+        session,
+        principal,
+        name=body.name,
+        permissions=body.permissions,
+        org_unit=unit,
+        organization_id=body.organization_id,
+        expires_at=body.expires_at,
+    )
     return schemas.ApiKeyCreatedOut(**schemas.ApiKeyOut.model_validate(key).model_dump(), key=secret)
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.dependencies import identity_settings
-from cityhub.domains.identity.models import Account, ApiKey
+from cityhub.domains.identity.models import Account, ApiKey, OrgUnit
 from cityhub.domains.identity.service import accounts, apikeys, card, orgs, people
 from cityhub.domains.identity.service.access import Grant, Principal
 from cityhub.kernel.db import Database
@@ -28,13 +29,23 @@ apikey_app = typer.Typer(name="apikey", help="Create and revoke machine API keys
 orgs_app = typer.Typer(name="orgs", help="The org-unit tree.", no_args_is_help=True)
 card_app = typer.Typer(name="card", help="Citizen-card signing keys and verification.", no_args_is_help=True)
 
+
 def _database() -> Database:
     return Database.from_settings(get_settings())
 
 
-def _fail(problem: Problem) -> None:
+def _fail(problem: Problem) -> NoReturn:
     console.print(f"[red]{problem.title or problem.slug}[/]: {problem.detail or ''}")
     raise typer.Exit(1)
+
+
+def _scope_unit(session: Session, code: str | None) -> OrgUnit:
+    """The org unit named by --org, else the root; exits when the tree is still empty."""
+    unit = orgs.get_unit_by_code(session, code) if code else orgs.root_unit(session)
+    if unit is None:
+        console.print("[red]No org units yet: run `cityhub orgs import` or `cityhub demo` first.[/]")
+        raise typer.Exit(1)
+    return unit
 
 
 def _cli_principal(org_path: str) -> Principal:
@@ -48,45 +59,53 @@ def user_create(
     username: str,
     name: Annotated[str, typer.Option(help="The person's full name.")],
     role: Annotated[list[str], typer.Option(help="Role to grant (repeatable).")] = ["resident"],  # noqa: B006
-    org: Annotated[str | None, typer.Option(help="Org unit code the roles cover (default: the root).")] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Org unit code the roles cover (default: the root).")
+    ] = None,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
 ) -> None:
     """Create a person with a login and roles."""
     database = _database()
     try:
         with database.unit_of_work() as session:
-            unit = orgs.get_unit_by_code(session, org) if org else orgs.root_unit(session)
-            if unit is None:
-                console.print("[red]No org units yet: run `cityhub orgs import` or `cityhub demo` first.[/]")
-                raise typer.Exit(1)
-            person = people.create_person(session, people.PersonInput(name=name), identity_settings().id_number_salt)
+            unit = _scope_unit(session, org)
+            person = people.create_person(
+                session, people.PersonInput(name=name), identity_settings().id_number_salt
+            )
             account = accounts.create_account(session, person, username, password)
             for code in role:
                 accounts.grant_role(session, None, account, code, unit)
     except Problem as problem:
         _fail(problem)
-    console.print(f"[green]created[/] {username} (account {account.id}) with {', '.join(role)} over {unit.code}")
+    console.print(
+        f"[green]created[/] {username} (account {account.id}) with {', '.join(role)} over {unit.code}"
+    )
 
 
 @apikey_app.command("create")
 def apikey_create(
     name: str,
     permission: Annotated[list[str], typer.Option(help="Permission the key carries (repeatable).")],
-    org: Annotated[str | None, typer.Option(help="Org unit code the key is scoped to (default: root).")] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Org unit code the key is scoped to (default: root).")
+    ] = None,
     expires: Annotated[datetime | None, typer.Option(help="Expiry (ISO 8601, UTC if no zone).")] = None,
 ) -> None:
     """Create a key; the secret is printed once."""
     database = _database()
     try:
         with database.unit_of_work() as session:
-            unit = orgs.get_unit_by_code(session, org) if org else orgs.root_unit(session)
-            if unit is None:
-                console.print("[red]No org units yet.[/]")
-                raise typer.Exit(1)
+            unit = _scope_unit(session, org)
             if expires is not None and expires.tzinfo is None:
                 expires = expires.replace(tzinfo=UTC)
-            key, secret = apikeys.create_key(session, _cli_principal(unit.path), name=name, permissions=permission,
-                                             org_unit=unit, expires_at=expires)
+            key, secret = apikeys.create_key(
+                session,
+                _cli_principal(unit.path),
+                name=name,
+                permissions=permission,
+                org_unit=unit,
+                expires_at=expires,
+            )
     except Problem as problem:
         _fail(problem)
     console.print(f"[green]key {key.id}[/] ({name}) — store it now, it is not shown again:")
@@ -134,13 +153,18 @@ def orgs_import(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False
 @card_app.command("verify")
 def card_verify(
     token: str,
-    public_key: Annotated[Path | None, typer.Option(help="PEM public key; default: this deployment's key.")] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="PEM public key; default: this deployment's key.")
+    ] = None,
     offline: Annotated[bool, typer.Option(help="Do not consult the database (no revocation check).")] = False,
 ) -> None:
     """Verify a citizen-card code: signature and expiry offline, revocation when the database is reachable."""
     settings = get_settings()
-    key = (load_public_key_pem(public_key.read_bytes()) if public_key
-           else card.signing_key(settings, identity_settings()).public_key())
+    key = (
+        load_public_key_pem(public_key.read_bytes())
+        if public_key
+        else card.signing_key(settings, identity_settings()).public_key()
+    )
     if offline:
         check = card.verify_card(token, key)
     else:
@@ -149,15 +173,19 @@ def card_verify(
     colour = "green" if check.valid else "red"
     console.print(f"[{colour}]{check.reason}[/]: {check.message}")
     if check.valid:
-        console.print(f"person {check.person_id} {check.name_masked} level {check.verification_level}, "
-                      f"expires {check.expires_at:%Y-%m-%d %H:%M:%S} UTC"
-                      + ("" if check.revocation_checked else " (revocation not checked)"))
+        console.print(
+            f"person {check.person_id} {check.name_masked} level {check.verification_level}, "
+            f"expires {check.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+            + ("" if check.revocation_checked else " (revocation not checked)")
+        )
     raise typer.Exit(0 if check.valid else 1)
 
 
 @card_app.command("keygen")
 def card_keygen(
-    out: Annotated[Path | None, typer.Option(help="Where to write the private key (default: the configured path).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the private key (default: the configured path).")
+    ] = None,
 ) -> None:
     """Create the Ed25519 card signing key (mode 0600); refuses to overwrite an existing key."""
     path = out or card.key_path(get_settings(), identity_settings())

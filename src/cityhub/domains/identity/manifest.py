@@ -36,7 +36,9 @@ MANIFEST = Domain(
         Permission("identity.orgs.read", _l("See org units"), STAFF),
         Permission("identity.orgs.manage", _l("Create, edit and import org units"), ("operator",)),
         Permission("identity.people.read", _l("See people and households"), ("community_worker", "operator")),
-        Permission("identity.people.manage", _l("Register and edit people"), ("community_worker", "operator")),
+        Permission(
+            "identity.people.manage", _l("Register and edit people"), ("community_worker", "operator")
+        ),
         Permission("identity.roles.manage", _l("Grant and withdraw roles"), ("operator",)),
         Permission("identity.apikeys.manage", _l("Create and revoke API keys"), ("operator",)),
         Permission(
@@ -50,6 +52,8 @@ MANIFEST = Domain(
         Tile("card", _l("My citizen card"), "/me/card", "card", order=1),
         Tile("household", _l("My household"), "/me/household", "home", order=2),
         Tile("consents", _l("My consents"), "/me/consents", "shield", order=90),
-        Tile("admin", _l("Administration"), "/admin", "settings", permission="identity.orgs.read", console=True),
+        Tile(
+            "admin", _l("Administration"), "/admin", "settings", permission="identity.orgs.read", console=True
+        ),
     ),
 )

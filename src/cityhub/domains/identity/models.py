@@ -61,7 +61,9 @@ class HouseholdMember(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     household_id: Mapped[int] = mapped_column(ForeignKey("identity_org_unit.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("identity_person.id"), index=True)
-    relation: Mapped[str] = mapped_column(String(16))  # head, spouse, child, parent, grandparent, tenant, other
+    relation: Mapped[str] = mapped_column(
+        String(16)
+    )  # head, spouse, child, parent, grandparent, tenant, other
 
 
 class FamilyLink(Base):

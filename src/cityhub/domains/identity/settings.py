@@ -14,10 +14,15 @@ class IdentitySettings(DomainSettings):
 
     access_token_minutes: int = Field(15, ge=1, le=1440, description="Lifetime of an API access token (JWT).")
     refresh_token_days: int = Field(14, ge=1, le=365, description="Lifetime of a refresh token.")
-    max_failed_logins: int = Field(5, ge=1, le=100, description="Failed logins in a row before the account locks.")
+    max_failed_logins: int = Field(
+        5, ge=1, le=100, description="Failed logins in a row before the account locks."
+    )
     lockout_minutes: int = Field(15, ge=1, le=1440, description="How long a locked account stays locked.")
     card_token_seconds: int = Field(
-        120, ge=10, le=3600, description="Lifetime of a citizen-card QR token; short, so a photo of it soon expires."
+        120,
+        ge=10,
+        le=3600,
+        description="Lifetime of a citizen-card QR token; short, so a photo of it soon expires.",
     )
     card_key_file: Path | None = Field(
         None,
@@ -26,5 +31,6 @@ class IdentitySettings(DomainSettings):
     )
     id_number_salt: str = Field(
         "cityhub-demo-salt",
-        description="Salt for hashing national id numbers (one real-name identity = one hash). Set it in production.",
+        description="Salt for hashing national id numbers (one real-name identity = one hash). "
+        "Set it in production.",
     )

@@ -53,7 +53,9 @@ class Principal:
     def scopes(self, permission: str) -> list[str]:
         """Subtree paths where the permission holds; lists filter by them (``path LIKE scope%``)."""
         paths = sorted({grant.org_path for grant in self.grants if permission in grant.permissions})
-        return [path for path in paths if not any(path != other and path.startswith(other) for other in paths)]
+        return [
+            path for path in paths if not any(path != other and path.startswith(other) for other in paths)
+        ]
 
     def organizations(self, permission: str) -> set[int]:
         return {
@@ -66,11 +68,18 @@ class Principal:
 def require(principal: Principal, permission: str, org_path: str | None = None) -> None:
     """The single permission check: raise 403 unless the principal may do this here."""
     if not principal.can(permission, org_path):
-        raise Forbidden(_("You do not have the permission %(permission)s here.", permission=permission),
-                        permission=permission)
+        raise Forbidden(
+            _("You do not have the permission %(permission)s here.", permission=permission),
+            permission=permission,
+        )
 
 
-GRANT_COLUMNS = (RoleAssignment.role, RoleAssignment.org_unit_id, OrgUnit.path, RoleAssignment.organization_id)
+GRANT_COLUMNS = (
+    RoleAssignment.role,
+    RoleAssignment.org_unit_id,
+    OrgUnit.path,
+    RoleAssignment.organization_id,
+)
 
 
 def grants_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[Grant, ...]:

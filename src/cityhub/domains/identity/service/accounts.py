@@ -36,13 +36,14 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
 
 
 def validate_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationProblem(
-            _("The password needs at least %(count)s characters.", count=MIN_PASSWORD_LENGTH), field="password"
+            _("The password needs at least %(count)s characters.", count=MIN_PASSWORD_LENGTH),
+            field="password",
         )
 
 
@@ -99,8 +100,12 @@ def _check_login(
         account.failed_logins = 0
         account.locked_until = now + timedelta(minutes=settings.lockout_minutes)
         audit.record(
-            session, actor="system", action="identity.account.locked", object_type="account",
-            object_id=str(account.id), details={"minutes": settings.lockout_minutes},
+            session,
+            actor="system",
+            action="identity.account.locked",
+            object_type="account",
+            object_id=str(account.id),
+            details={"minutes": settings.lockout_minutes},
         )
         return _locked(account)
     if not account.is_active:
@@ -117,8 +122,10 @@ def _locked(account: Account) -> Problem:
     assert account.locked_until is not None
     retry_after = max(1, int((account.locked_until - utcnow()).total_seconds()))
     return Problem(
-        _("Too many failed logins; the account is locked for %(minutes)s more minutes.",
-          minutes=(retry_after + 59) // 60),
+        _(
+            "Too many failed logins; the account is locked for %(minutes)s more minutes.",
+            minutes=(retry_after + 59) // 60,
+        ),
         status=423,
         slug="account-locked",
         headers={"Retry-After": str(retry_after)},
@@ -136,7 +143,9 @@ def issue_tokens(session: Session, secret: str, settings: IdentitySettings, acco
     return TokenPair(access, refresh, int(access_lifetime.total_seconds()))
 
 
-def refresh_tokens(session: Session, secret: str, settings: IdentitySettings, refresh_token: str) -> TokenPair:
+def refresh_tokens(
+    session: Session, secret: str, settings: IdentitySettings, refresh_token: str
+) -> TokenPair:
     """Rotate: the presented refresh token is revoked and a new pair issued; reuse of a revoked one fails."""
     claims = _decode(secret, refresh_token, "refresh")
     stored = session.get(RefreshToken, claims["jti"], with_for_update=True)

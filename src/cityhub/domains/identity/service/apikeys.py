@@ -34,11 +34,17 @@ def create_key(
         raise ValidationProblem(_("Give the key at least one permission."), field="permissions")
     for permission in permissions:
         if not known_permission(permission):
-            raise ValidationProblem(_("Unknown permission %(permission)s.", permission=permission),
-                                    field="permissions")
+            raise ValidationProblem(
+                _("Unknown permission %(permission)s.", permission=permission), field="permissions"
+            )
         if not creator.can(permission, org_unit.path):
-            raise Forbidden(_("You cannot give a key the permission %(permission)s, which you do not hold here.",
-                              permission=permission), permission=permission)
+            raise Forbidden(
+                _(
+                    "You cannot give a key the permission %(permission)s, which you do not hold here.",
+                    permission=permission,
+                ),
+                permission=permission,
+            )
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationProblem(_("The expiry must be in the future."), field="expires_at")
     full_key, prefix, key_hash = new_api_key()
@@ -54,9 +60,14 @@ def create_key(
     )
     session.add(key)
     session.flush()
-    audit.record(session, actor=creator.actor, action="identity.apikey.created", object_type="apikey",
-                 object_id=str(key.id), details={"name": name, "permissions": key.permissions,
-                                                 "org_unit": org_unit.code})
+    audit.record(
+        session,
+        actor=creator.actor,
+        action="identity.apikey.created",
+        object_type="apikey",
+        object_id=str(key.id),
+        details={"name": name, "permissions": key.permissions, "org_unit": org_unit.code},
+    )
     return key, full_key
 
 
@@ -69,8 +80,13 @@ def revoke_key(session: Session, revoker: Principal, key_id: int) -> ApiKey:
     require(revoker, "identity.apikeys.manage", unit.path)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        audit.record(session, actor=revoker.actor, action="identity.apikey.revoked", object_type="apikey",
-                     object_id=str(key.id))
+        audit.record(
+            session,
+            actor=revoker.actor,
+            action="identity.apikey.revoked",
+            object_type="apikey",
+            object_id=str(key.id),
+        )
     return key
 
 
@@ -81,7 +97,9 @@ def principal_from_api_key(session: Session, full_key: str, database: Database |
     if prefix is None:
         raise refused
     row = session.execute(
-        select(ApiKey, OrgUnit.path).join(OrgUnit, OrgUnit.id == ApiKey.org_unit_id).where(ApiKey.prefix == prefix)
+        select(ApiKey, OrgUnit.path)
+        .join(OrgUnit, OrgUnit.id == ApiKey.org_unit_id)
+        .where(ApiKey.prefix == prefix)
     ).first()
     if row is None or not constant_time_equal(row[0].key_hash, hash_api_key(full_key)):
         raise refused

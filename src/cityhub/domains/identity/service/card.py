@@ -84,21 +84,32 @@ def verify_card(token: str, public_key: Ed25519PublicKey, session: Session | Non
     """Check signature, type and expiry offline; with a session also that the card was not revoked."""
     try:
         claims = jwt.decode(
-            token.strip(), public_key, algorithms=[CARD_ALGORITHM], issuer=CARD_ISSUER,
+            token.strip(),
+            public_key,
+            algorithms=[CARD_ALGORITHM],
+            issuer=CARD_ISSUER,
             options={"require": ["exp", "iat", "sub", "typ"]},
         )
     except jwt.ExpiredSignatureError:
         return CardCheck(False, "expired", _("This card code has expired; ask for a fresh one."))
     except jwt.InvalidSignatureError:
-        return CardCheck(False, "bad-signature", _("This card code was not issued by this city (bad signature)."))
+        return CardCheck(
+            False, "bad-signature", _("This card code was not issued by this city (bad signature).")
+        )
     except jwt.InvalidTokenError:
         return CardCheck(False, "malformed", _("This is not a citizen card code."))
     if claims.get("typ") != CARD_TYPE:
         return CardCheck(False, "malformed", _("This is not a citizen card code."))
     issued_at = datetime.fromtimestamp(float(claims["iat"]), UTC)
     check = CardCheck(
-        True, "valid", _("Valid citizen card."), int(claims["sub"]), claims.get("name"), claims.get("lvl"),
-        issued_at, datetime.fromtimestamp(int(claims["exp"]), UTC),
+        True,
+        "valid",
+        _("Valid citizen card."),
+        int(claims["sub"]),
+        claims.get("name"),
+        claims.get("lvl"),
+        issued_at,
+        datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
     if session is None:
         return check

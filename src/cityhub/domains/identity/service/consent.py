@@ -26,8 +26,9 @@ class ConsentChanged(events.Event):
 
 def _check_purpose(purpose: str) -> None:
     if not PURPOSE_PATTERN.match(purpose):
-        raise ValidationProblem(_("A purpose is a lowercase code like marketing or health.records."),
-                                field="purpose")
+        raise ValidationProblem(
+            _("A purpose is a lowercase code like marketing or health.records."), field="purpose"
+        )
 
 
 def active_consent(session: Session, person_id: int, purpose: str) -> Consent | None:
@@ -52,7 +53,13 @@ def consenting_people(session: Session, purpose: str, person_ids: list[int] | No
 
 
 def grant_consent(
-    session: Session, person_id: int, purpose: str, *, actor: str, scope: str | None = None, channel: str = "app"
+    session: Session,
+    person_id: int,
+    purpose: str,
+    *,
+    actor: str,
+    scope: str | None = None,
+    channel: str = "app",
 ) -> Consent:
     _check_purpose(purpose)
     existing = active_consent(session, person_id, purpose)
@@ -61,8 +68,14 @@ def grant_consent(
     consent = Consent(person_id=person_id, purpose=purpose, scope=scope, channel=channel)
     session.add(consent)
     session.flush()
-    audit.record(session, actor=actor, action="identity.consent.granted", object_type="person",
-                 object_id=str(person_id), purpose=purpose)
+    audit.record(
+        session,
+        actor=actor,
+        action="identity.consent.granted",
+        object_type="person",
+        object_id=str(person_id),
+        purpose=purpose,
+    )
     events.publish(session, ConsentChanged(person_id=person_id, purpose=purpose, granted=True))
     return consent
 
@@ -74,13 +87,23 @@ def withdraw_consent(session: Session, person_id: int, purpose: str, *, actor: s
     if consent is None:
         return False
     consent.withdrawn_at = utcnow()
-    audit.record(session, actor=actor, action="identity.consent.withdrawn", object_type="person",
-                 object_id=str(person_id), purpose=purpose)
+    audit.record(
+        session,
+        actor=actor,
+        action="identity.consent.withdrawn",
+        object_type="person",
+        object_id=str(person_id),
+        purpose=purpose,
+    )
     events.publish(session, ConsentChanged(person_id=person_id, purpose=purpose, granted=False))
     return True
 
 
 def consent_history(session: Session, person_id: int) -> list[Consent]:
-    return list(session.scalars(
-        select(Consent).where(Consent.person_id == person_id).order_by(Consent.granted_at.desc(), Consent.id.desc())
-    ))
+    return list(
+        session.scalars(
+            select(Consent)
+            .where(Consent.person_id == person_id)
+            .order_by(Consent.granted_at.desc(), Consent.id.desc())
+        )
+    )

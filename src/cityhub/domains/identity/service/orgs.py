@@ -19,8 +19,10 @@ from cityhub.kernel.i18n import gettext as _
 
 H3_RESOLUTION = 9
 Authorizer = Callable[[str], None]
-# Which kind may sit under which: the tree is city > district > subdistrict > community > building > household.
-PARENT_KIND = {kind: ORG_UNIT_KINDS[index - 1] if index else None for index, kind in enumerate(ORG_UNIT_KINDS)}
+# Which kind sits under which: city > district > subdistrict > community > building > household.
+PARENT_KIND = {
+    kind: ORG_UNIT_KINDS[index - 1] if index else None for index, kind in enumerate(ORG_UNIT_KINDS)
+}
 
 
 @dataclass
@@ -57,7 +59,8 @@ def root_unit(session: Session) -> OrgUnit | None:
 def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | None = None) -> OrgUnit:
     """Validate kind, parent and geometry, then insert with its materialised path.
 
-    ``authorize`` is called with the parent's path ("/" for a root) and raises when the caller may not add there.
+    ``authorize`` is called with the parent's path ("/" for a root); it raises when the caller may not add
+    a unit there.
     """
     if data.kind not in ORG_UNIT_KINDS:
         raise ValidationProblem(_("Unknown org unit kind %(kind)s.", kind=data.kind), field="kind")
@@ -98,7 +101,9 @@ def _location(data: OrgUnitInput) -> tuple[float | None, float | None]:
         try:
             data.boundary = geo.validate_geometry(data.boundary)
         except ValueError as exc:
-            raise ValidationProblem(_("Invalid boundary: %(reason)s", reason=str(exc)), field="boundary") from exc
+            raise ValidationProblem(
+                _("Invalid boundary: %(reason)s", reason=str(exc)), field="boundary"
+            ) from exc
         if data.lon is None or data.lat is None:
             return geo.polygon_centroid(data.boundary)
     if (data.lon is None) != (data.lat is None):
@@ -111,7 +116,7 @@ def _location(data: OrgUnitInput) -> tuple[float | None, float | None]:
     return data.lon, data.lat
 
 
-def units_in_scope(scopes: list[str]) -> Select[tuple[OrgUnit]]:
+def units_in_scope(scopes: list[str]) -> Select[OrgUnit]:
     """Units inside any of the subtrees (paths) a principal may see."""
     statement = select(OrgUnit)
     if not scopes:
@@ -194,7 +199,8 @@ def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Auth
         if not ready:
             missing = sorted({row.parent_code or "" for row in pending})
             raise ValidationProblem(
-                _("Parent codes not found: %(codes)s", codes=", ".join(missing[:10])), parent_codes=missing[:50]
+                _("Parent codes not found: %(codes)s", codes=", ".join(missing[:10])),
+                parent_codes=missing[:50],
             )
         for row in ready:
             create_unit(session, row, authorize)

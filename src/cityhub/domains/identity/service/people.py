@@ -13,7 +13,17 @@ from cityhub.domains.identity.models import FamilyLink, HouseholdMember, OrgUnit
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
-HOUSEHOLD_RELATIONS = ("head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "tenant", "other")
+HOUSEHOLD_RELATIONS = (
+    "head",
+    "spouse",
+    "child",
+    "parent",
+    "grandparent",
+    "grandchild",
+    "sibling",
+    "tenant",
+    "other",
+)
 FAMILY_LINK_KINDS = ("guardian", "carer", "emergency_contact")
 ID_NUMBER_LENGTH = 18
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -102,7 +112,9 @@ def add_to_household(session: Session, household: OrgUnit, person: Person, relat
     if household.kind != "household":
         raise ValidationProblem(_("People can only join a household."), field="household_id")
     if relation not in HOUSEHOLD_RELATIONS:
-        raise ValidationProblem(_("Unknown household relation %(relation)s.", relation=relation), field="relation")
+        raise ValidationProblem(
+            _("Unknown household relation %(relation)s.", relation=relation), field="relation"
+        )
     member = HouseholdMember(household_id=household.id, person_id=person.id, relation=relation)
     session.add(member)
     if person.home_unit_id is None:
@@ -115,8 +127,13 @@ def link_family(session: Session, guardian: Person, dependant: Person, kind: str
         raise ValidationProblem(_("Unknown family link %(kind)s.", kind=kind), field="kind")
     if guardian.id == dependant.id:
         raise ValidationProblem(_("A person cannot be linked to themselves."), field="dependant_id")
-    existing = session.scalar(select(FamilyLink.id).where(
-        FamilyLink.guardian_id == guardian.id, FamilyLink.dependant_id == dependant.id, FamilyLink.kind == kind))
+    existing = session.scalar(
+        select(FamilyLink.id).where(
+            FamilyLink.guardian_id == guardian.id,
+            FamilyLink.dependant_id == dependant.id,
+            FamilyLink.kind == kind,
+        )
+    )
     if existing is not None:
         raise Conflict(_("These two people are already linked this way."), link_id=existing)
     link = FamilyLink(guardian_id=guardian.id, dependant_id=dependant.id, kind=kind)
