@@ -53,9 +53,11 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
 
 def _register_subcommands() -> None:
+    from cityhub.cli.demo import register as register_demo
     from cityhub.cli.ops import register as register_ops
     from cityhub.cli.settings_cmd import settings_app
 
+    register_demo(app)
     register_ops(app)
     app.add_typer(settings_app)
     for manifest in manifests():

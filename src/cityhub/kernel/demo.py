@@ -94,113 +94,25 @@ def spread(total: int, parts: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------------------
 # People: names, ages, phones, resident id numbers
 
-# The most common surnames with their approximate share (per mille) of the population (2020 census).
-SURNAMES: tuple[tuple[str, float], ...] = (
-    ("王", 71.2),
-    ("李", 70.0),
-    ("张", 67.4),
-    ("刘", 51.0),
-    ("陈", 46.1),
-    ("杨", 32.2),
-    ("黄", 24.5),
-    ("赵", 21.9),
-    ("吴", 20.8),
-    ("周", 20.0),
-    ("徐", 14.5),
-    ("孙", 13.8),
-    ("马", 12.9),
-    ("朱", 12.6),
-    ("胡", 11.6),
-    ("郭", 11.5),
-    ("何", 10.6),
-    ("林", 10.1),
-    ("高", 10.0),
-    ("罗", 9.5),
-    ("郑", 9.1),
-    ("梁", 8.7),
-    ("谢", 7.0),
-    ("宋", 6.7),
-    ("唐", 6.6),
-    ("许", 6.3),
-    ("韩", 6.2),
-    ("邓", 6.1),
-    ("冯", 6.1),
-    ("曹", 6.0),
-    ("彭", 5.8),
-    ("曾", 5.7),
-    ("肖", 5.6),
-    ("田", 5.4),
-    ("董", 5.3),
-    ("潘", 5.2),
-    ("袁", 5.1),
-    ("蔡", 5.0),
-    ("蒋", 4.9),
-    ("余", 4.8),
-    ("于", 4.7),
-    ("杜", 4.6),
-    ("叶", 4.5),
-    ("程", 4.4),
-    ("魏", 4.3),
-    ("苏", 4.2),
-    ("吕", 4.1),
-    ("丁", 4.0),
-    ("任", 3.9),
-    ("卢", 3.8),
-    ("姚", 3.7),
-    ("沈", 3.6),
-    ("钟", 3.5),
-    ("姜", 3.4),
-    ("崔", 3.3),
-    ("谭", 3.2),
-    ("陆", 3.1),
-    ("范", 3.0),
-    ("汪", 2.9),
-    ("廖", 2.8),
-    ("石", 2.7),
-    ("金", 2.6),
-    ("韦", 2.5),
-    ("贾", 2.4),
-    ("夏", 2.3),
-    ("付", 2.2),
-    ("方", 2.2),
-    ("邹", 2.1),
-    ("熊", 2.1),
-    ("白", 2.0),
-    ("孟", 2.0),
-    ("秦", 1.9),
-    ("邱", 1.9),
-    ("侯", 1.8),
-    ("江", 1.8),
-    ("尹", 1.7),
-    ("薛", 1.7),
-    ("闫", 1.6),
-    ("段", 1.6),
-    ("雷", 1.5),
-    ("龙", 1.5),
-    ("黎", 1.4),
-    ("史", 1.4),
-    ("陶", 1.3),
-    ("贺", 1.3),
-    ("毛", 1.2),
-    ("郝", 1.2),
-    ("顾", 1.2),
-    ("龚", 1.1),
-    ("邵", 1.1),
-    ("万", 1.1),
-    ("钱", 1.0),
-    ("戴", 1.0),
-    ("严", 0.9),
-    ("莫", 0.9),
-    ("孔", 0.9),
-    ("向", 0.8),
-    ("常", 0.8),
-    ("欧阳", 0.2),
-    ("司马", 0.05),
-    ("诸葛", 0.03),
-    ("上官", 0.03),
-)
-_SURNAME_NAMES = tuple(name for name, _share in SURNAMES)
-_SURNAME_CUMULATIVE = tuple(accumulate(share for _name, share in SURNAMES))
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# The most common surnames and their approximate share (per mille) of the population (2020 census).
+_SURNAME_TABLE = _words("""
+王 71.2  李 70.0  张 67.4  刘 51.0  陈 46.1  杨 32.2  黄 24.5  赵 21.9  吴 20.8  周 20.0  徐 14.5  孙 13.8
+马 12.9  朱 12.6  胡 11.6  郭 11.5  何 10.6  林 10.1  高 10.0  罗 9.5   郑 9.1   梁 8.7   谢 7.0   宋 6.7
+唐 6.6   许 6.3   韩 6.2   邓 6.1   冯 6.1   曹 6.0   彭 5.8   曾 5.7   肖 5.6   田 5.4   董 5.3   潘 5.2
+袁 5.1   蔡 5.0   蒋 4.9   余 4.8   于 4.7   杜 4.6   叶 4.5   程 4.4   魏 4.3   苏 4.2   吕 4.1   丁 4.0
+任 3.9   卢 3.8   姚 3.7   沈 3.6   钟 3.5   姜 3.4   崔 3.3   谭 3.2   陆 3.1   范 3.0   汪 2.9   廖 2.8
+石 2.7   金 2.6   韦 2.5   贾 2.4   夏 2.3   付 2.2   方 2.2   邹 2.1   熊 2.1   白 2.0   孟 2.0   秦 1.9
+邱 1.9   侯 1.8   江 1.8   尹 1.7   薛 1.7   闫 1.6   段 1.6   雷 1.5   龙 1.5   黎 1.4   史 1.4   陶 1.3
+贺 1.3   毛 1.2   郝 1.2   顾 1.2   龚 1.1   邵 1.1   万 1.1   钱 1.0   戴 1.0   严 0.9   莫 0.9   孔 0.9
+向 0.8   常 0.8   欧阳 0.2 司马 0.05 诸葛 0.03 上官 0.03
+""")
+SURNAMES = tuple(_SURNAME_TABLE[0::2])
+_SURNAME_CUMULATIVE = tuple(accumulate(float(share) for share in _SURNAME_TABLE[1::2]))
 
 
 @dataclass(frozen=True)
@@ -212,331 +124,76 @@ class _NamePool:
     second: str
 
 
-# Given names follow fashions: (born before year, male pool, female pool).
+def _pool(names: str, first: str, second: str) -> _NamePool:
+    return _NamePool(tuple(names.split()), first, second)
+
+
+# Given names follow fashions: (born before this year, male pool, female pool).
 _GIVEN_NAMES: tuple[tuple[int, _NamePool, _NamePool], ...] = (
     (
         1960,
-        _NamePool(
-            (
-                "建国",
-                "国庆",
-                "建华",
-                "国强",
-                "志明",
-                "德明",
-                "卫国",
-                "建军",
-                "振华",
-                "福生",
-                "金根",
-                "永年",
-                "长林",
-                "宝山",
-                "树林",
-                "和平",
-                "学军",
-                "玉林",
-                "成才",
-                "德胜",
-                "金发",
-                "文华",
-                "光明",
-                "新民",
-            ),
+        _pool(
+            "建国 国庆 建华 国强 志明 德明 卫国 建军 振华 福生 金根 永年 长林 宝山 树林 和平 学军 玉林 成才",
             "建国志德永金长福振文光树荣海宝根",
             "华明林生强民荣才富山平成发祥奎良",
         ),
-        _NamePool(
-            (
-                "秀英",
-                "桂英",
-                "玉兰",
-                "凤英",
-                "秀兰",
-                "桂兰",
-                "玉珍",
-                "淑珍",
-                "秀珍",
-                "美华",
-                "翠花",
-                "金凤",
-                "素芬",
-                "月娥",
-                "兰英",
-                "惠芳",
-                "桂芳",
-                "玉梅",
-                "秀芳",
-                "彩霞",
-                "菊花",
-                "爱珍",
-                "杏花",
-                "巧珍",
-            ),
+        _pool(
+            "秀英 桂英 玉兰 凤英 秀兰 桂兰 玉珍 淑珍 秀珍 美华 翠花 金凤 素芬 月娥 兰英 惠芳 桂芳 玉梅 秀芳",
             "秀桂玉淑凤素月美翠金兰惠彩爱巧雪",
             "英兰珍芳华梅娥霞琴凤仙花娣莲芬妹",
         ),
     ),
     (
         1980,
-        _NamePool(
-            (
-                "伟",
-                "勇",
-                "军",
-                "强",
-                "磊",
-                "斌",
-                "涛",
-                "刚",
-                "建华",
-                "志强",
-                "海涛",
-                "晓东",
-                "建平",
-                "卫东",
-                "国华",
-                "文斌",
-                "永刚",
-                "春雷",
-                "红军",
-                "立新",
-                "向东",
-                "建明",
-                "志刚",
-                "晓峰",
-            ),
+        _pool(
+            "伟 勇 军 强 磊 斌 涛 刚 建华 志强 海涛 晓东 建平 卫东 国华 文斌 永刚 春雷 红军 立新 向东 志刚",
             "建志晓海国文永春立向明利卫小东新",
             "华强东平刚斌军峰明新伟勇涛杰辉林",
         ),
-        _NamePool(
-            (
-                "丽",
-                "红",
-                "艳",
-                "敏",
-                "芳",
-                "燕",
-                "娟",
-                "静",
-                "霞",
-                "玲",
-                "丽华",
-                "红梅",
-                "晓红",
-                "春燕",
-                "海燕",
-                "雪梅",
-                "丽萍",
-                "秀丽",
-                "爱华",
-                "晓燕",
-                "红霞",
-                "丽娟",
-                "美玲",
-                "慧敏",
-            ),
+        _pool(
+            "丽 红 艳 敏 芳 燕 娟 静 霞 玲 丽华 红梅 晓红 春燕 海燕 雪梅 丽萍 秀丽 爱华 晓燕 红霞 丽娟 美玲",
             "丽红晓春海雪秀美慧亚小素爱建卫玉",
             "华梅红燕英萍丽娟玲敏芳霞琴艳静云",
         ),
     ),
     (
         2000,
-        _NamePool(
-            (
-                "浩",
-                "杰",
-                "鹏",
-                "超",
-                "磊",
-                "伟",
-                "宇",
-                "鑫",
-                "俊杰",
-                "晓明",
-                "志伟",
-                "建伟",
-                "文杰",
-                "海洋",
-                "子龙",
-                "家豪",
-                "晨",
-                "亮",
-                "明辉",
-                "一鸣",
-                "振宇",
-                "鹏飞",
-                "嘉伟",
-                "天宇",
-            ),
+        _pool(
+            "浩 杰 鹏 超 磊 伟 宇 鑫 俊杰 晓明 志伟 建伟 文杰 海洋 子龙 家豪 晨 亮 明辉 一鸣 振宇 鹏飞 嘉伟",
             "俊志文家明晓子天嘉振鹏建宇浩一海",
             "杰伟豪辉宇鹏飞明龙鸣涛超峰博阳鑫",
         ),
-        _NamePool(
-            (
-                "婷",
-                "丹",
-                "倩",
-                "洁",
-                "雪",
-                "琳",
-                "颖",
-                "晶",
-                "佳",
-                "慧",
-                "婷婷",
-                "晓燕",
-                "丹丹",
-                "倩倩",
-                "静怡",
-                "雨婷",
-                "佳琪",
-                "梦婷",
-                "晓雪",
-                "思雨",
-                "莉",
-                "璐",
-                "嘉怡",
-                "文静",
-            ),
+        _pool(
+            "婷 丹 倩 洁 雪 琳 颖 晶 佳 慧 婷婷 晓燕 丹丹 倩倩 静怡 雨婷 佳琪 梦婷 晓雪 思雨 莉 璐 嘉怡 文静",
             "婷丹晓静雨佳梦思诗嘉文欣雪玉慧美",
             "婷怡琪雨雪燕娜丽静敏璐颖丹倩洁蕾",
         ),
     ),
     (
         10_000,
-        _NamePool(
-            (
-                "子轩",
-                "浩然",
-                "宇轩",
-                "俊熙",
-                "睿",
-                "博文",
-                "一诺",
-                "奕辰",
-                "子墨",
-                "宇航",
-                "皓轩",
-                "梓睿",
-                "铭泽",
-                "沐阳",
-                "浩宇",
-                "子豪",
-                "思远",
-                "天佑",
-                "嘉懿",
-                "宇泽",
-                "睿泽",
-                "晨阳",
-                "承泽",
-                "乐天",
-            ),
+        _pool(
+            "子轩 浩然 宇轩 俊熙 睿 博文 一诺 奕辰 子墨 宇航 皓轩 梓睿 铭泽 沐阳 浩宇 子豪 思远 天佑 嘉懿",
             "子浩宇俊梓睿博奕皓铭沐思天嘉承景",
             "轩然熙辰墨航泽阳宇豪远佑睿诚瑞霖",
         ),
-        _NamePool(
-            (
-                "子涵",
-                "欣怡",
-                "梓涵",
-                "诗涵",
-                "雨桐",
-                "可馨",
-                "梓萱",
-                "若汐",
-                "语桐",
-                "思彤",
-                "欣妍",
-                "梦琪",
-                "紫萱",
-                "佳怡",
-                "诗琪",
-                "雨欣",
-                "芷若",
-                "安琪",
-                "一诺",
-                "梓琪",
-                "语嫣",
-                "可欣",
-                "若曦",
-                "依诺",
-            ),
+        _pool(
+            "子涵 欣怡 梓涵 诗涵 雨桐 可馨 梓萱 若汐 语桐 思彤 欣妍 梦琪 紫萱 佳怡 诗琪 雨欣 芷若 安琪 一诺",
             "子欣梓诗雨可若语思紫佳芷依梦安沐",
             "涵怡萱桐馨汐彤妍琪欣若晴然曦诺瑶",
         ),
     ),
 )
 
-# Share (%) of the population in each five-year age band, 0-4 ... 95-99 (2020 census, rounded).
-AGE_BANDS: tuple[float, ...] = (
-    5.5,
-    6.5,
-    6.3,
-    5.3,
-    5.3,
-    6.5,
-    8.8,
-    6.9,
-    6.6,
-    8.2,
-    8.7,
-    7.2,
-    5.2,
-    5.5,
-    3.7,
-    2.4,
-    1.5,
-    0.8,
-    0.25,
-    0.05,
-)
+# Share (per mille) of the population in each five-year age band, 0-4 ... 95-99 (2020 census, rounded).
+AGE_BANDS = (55, 65, 63, 53, 53, 65, 88, 69, 66, 82, 87, 72, 52, 55, 37, 24, 15, 8, 2.5, 0.5)
 MAX_AGE = 5 * len(AGE_BANDS) - 1
 
-# Mobile prefixes in use by the three carriers (and the virtual operators' 170/171).
-MOBILE_PREFIXES = (
-    "130",
-    "131",
-    "132",
-    "133",
-    "134",
-    "135",
-    "136",
-    "137",
-    "138",
-    "139",
-    "147",
-    "150",
-    "151",
-    "152",
-    "153",
-    "155",
-    "156",
-    "157",
-    "158",
-    "159",
-    "166",
-    "170",
-    "171",
-    "173",
-    "175",
-    "176",
-    "177",
-    "178",
-    "180",
-    "181",
-    "182",
-    "183",
-    "184",
-    "185",
-    "186",
-    "187",
-    "188",
-    "189",
-    "191",
-    "195",
-    "198",
-    "199",
+# Mobile number prefixes of the three carriers and the virtual operators (170/171).
+MOBILE_PREFIXES = tuple(
+    _words(
+        """130 131 132 133 134 135 136 137 138 139 147 150 151 152 153 155 156 157 158 159 166 170 171 173 175
+    176 177 178 180 181 182 183 184 185 186 187 188 189 191 195 198 199"""
+    )
 )
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -544,7 +201,8 @@ ID_CHECK_CHARS = "10X98765432"
 
 
 def surname(rng: random.Random) -> str:
-    return rng.choices(_SURNAME_NAMES, cum_weights=_SURNAME_CUMULATIVE)[0]
+    """A surname drawn by its frequency in the population."""
+    return rng.choices(SURNAMES, cum_weights=_SURNAME_CUMULATIVE)[0]
 
 
 def given_name(rng: random.Random, gender: str, birth_year: int) -> str:
@@ -554,10 +212,6 @@ def given_name(rng: random.Random, gender: str, birth_year: int) -> str:
     if rng.random() < 0.5:
         return rng.choice(pool.names)
     return rng.choice(pool.first) + rng.choice(pool.second)
-
-
-def full_name(rng: random.Random, gender: str, birth_year: int, family_name: str | None = None) -> str:
-    return (family_name or surname(rng)) + given_name(rng, gender, birth_year)
 
 
 def sample_age(rng: random.Random, minimum: int = 0, maximum: int = MAX_AGE) -> int:
@@ -607,17 +261,16 @@ class IdNumberIssuer:
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._used: dict[tuple[str, date], set[int]] = {}
+        self._used: dict[tuple[str, date, int], set[int]] = {}
 
     def issue(self, region: str, birth_date: date, gender: str) -> str:
-        used = self._used.setdefault((region, birth_date), set())
         parity = 1 if gender == "M" else 0
-        for _attempt in range(100):
+        used = self._used.setdefault((region, birth_date, parity), set())
+        if len(used) == 500:
+            raise ValueError(f"all 500 sequence numbers of {region} {birth_date} {gender} are taken")
+        sequence = self._rng.randrange(500) * 2 + parity
+        while sequence in used:
             sequence = self._rng.randrange(500) * 2 + parity
-            if sequence not in used:
-                break
-        else:
-            sequence = next(number for number in range(parity, 1000, 2) if number not in used)
         used.add(sequence)
         return resident_id_number(region, birth_date, sequence)
 
@@ -625,58 +278,18 @@ class IdNumberIssuer:
 # ---------------------------------------------------------------------------------------------------------
 # Places: names and a simple, gap-free map layout
 
-# Characters for made-up place names, with their pinyin (for name_en).
-PLACE_SYLLABLES: tuple[tuple[str, str], ...] = (
-    ("春", "Chun"),
-    ("江", "Jiang"),
-    ("月", "Yue"),
-    ("明", "Ming"),
-    ("锦", "Jin"),
-    ("华", "Hua"),
-    ("晖", "Hui"),
-    ("苑", "Yuan"),
-    ("湾", "Wan"),
-    ("桥", "Qiao"),
-    ("塘", "Tang"),
-    ("滨", "Bin"),
-    ("湖", "Hu"),
-    ("山", "Shan"),
-    ("溪", "Xi"),
-    ("庭", "Ting"),
-    ("新", "Xin"),
-    ("安", "An"),
-    ("和", "He"),
-    ("康", "Kang"),
-    ("宁", "Ning"),
-    ("泰", "Tai"),
-    ("丰", "Feng"),
-    ("盛", "Sheng"),
-    ("嘉", "Jia"),
-    ("兴", "Xing"),
-    ("长", "Chang"),
-    ("青", "Qing"),
-    ("翠", "Cui"),
-    ("碧", "Bi"),
-    ("云", "Yun"),
-    ("星", "Xing"),
-    ("光", "Guang"),
-    ("阳", "Yang"),
-    ("东", "Dong"),
-    ("南", "Nan"),
-    ("杨", "Yang"),
-    ("柳", "Liu"),
-    ("梅", "Mei"),
-    ("竹", "Zhu"),
-    ("枫", "Feng"),
-    ("荷", "He"),
-    ("浦", "Pu"),
-    ("洲", "Zhou"),
-    ("澜", "Lan"),
-    ("汇", "Hui"),
-    ("信", "Xin"),
-    ("诚", "Cheng"),
+# Characters for made-up place names, each followed by its pinyin (for the English names).
+PLACE_SYLLABLES = tuple(
+    (word[0], word[1:])
+    for word in _words(
+        """春Chun 江Jiang 月Yue 明Ming 锦Jin 华Hua 晖Hui 苑Yuan 湾Wan 桥Qiao 塘Tang 滨Bin 湖Hu 山Shan
+    溪Xi 庭Ting 新Xin 安An 和He 康Kang 宁Ning 泰Tai 丰Feng 盛Sheng 嘉Jia 兴Xing 长Chang 青Qing 翠Cui 碧Bi
+    云Yun 星Xing 光Guang 阳Yang 东Dong 南Nan 杨Yang 柳Liu 梅Mei 竹Zhu 枫Feng 荷He 浦Pu 洲Zhou 澜Lan 汇Hui
+    信Xin 诚Cheng"""
+    )
 )
-ROAD_SUFFIXES = (("路", 6.0), ("街", 2.0), ("大道", 1.0), ("巷", 1.0))
+ROAD_SUFFIXES = ("路", "街", "大道", "巷")
+ROAD_SUFFIX_WEIGHTS = (6, 2, 1, 1)
 
 
 def place_names(rng: random.Random, count: int) -> list[tuple[str, str]]:
@@ -692,8 +305,7 @@ def place_names(rng: random.Random, count: int) -> list[tuple[str, str]]:
 
 def road_name(rng: random.Random) -> str:
     (first, _), (second, _) = rng.sample(PLACE_SYLLABLES, 2)
-    suffixes, weights = zip(*ROAD_SUFFIXES, strict=True)
-    return first + second + rng.choices(suffixes, weights=weights)[0]
+    return first + second + rng.choices(ROAD_SUFFIXES, weights=ROAD_SUFFIX_WEIGHTS)[0]
 
 
 @dataclass(frozen=True)
@@ -717,7 +329,7 @@ class Box:
 
     def split(self, count: int) -> list[Box]:
         """``count`` boxes tiling this one in near-square cells, row by row from the north-west."""
-        lon, lat = self.centre
+        lat = self.centre[1]
         width = (self.east - self.west) * _metres_per_degree_lon(lat)
         height = (self.north - self.south) * METRES_PER_DEGREE_LAT
         columns = max(1, round(math.sqrt(count * width / height)))
@@ -818,10 +430,8 @@ def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     columns = [table.c[name] for name in given] + defaults
     processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
     preparer = dialect.identifier_preparer
-    statement = (
-        f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(column.name) for column in columns)}) "
-        "FROM STDIN"
-    )
+    names = ", ".join(preparer.quote(column.name) for column in columns)
+    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
     raw = session.connection().connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(statement) as copy:

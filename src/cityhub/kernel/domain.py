@@ -74,7 +74,7 @@ class Domain:
     extra_routers: tuple[str, ...] = ()  # standard APIs mounted at their own paths
     cli: tuple[str, ...] = ()  # "module:typer_app" sub-commands, each named by its typer app
     models: str | None = None  # module imported so Alembic and the schema see the tables
-    demo_seeder: str | None = None  # "module:function(session, size, rng, console)"
+    demo_seeder: str | None = None  # "module:function", called with a cityhub.kernel.demo.DemoContext
     permissions: tuple[Permission, ...] = ()
     roles: tuple[Role, ...] = ()
     tiles: tuple[Tile, ...] = ()
