@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from cityhub.kernel.db import Database, is_postgres, utcnow
 from cityhub.kernel.domain import PeriodicJob
@@ -47,6 +47,7 @@ RETRY_CAP = timedelta(hours=1)
 NOTIFY_CHANNEL = "cityhub_jobs"
 FINISHED_RETENTION = timedelta(days=7)
 MAX_ERROR_CHARS = 4000
+MAX_DEDUPE_KEY = 400  # the column's length; checked here because SQLite would not
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _WAKE_FLAG = "cityhub.jobs.wake"
 
@@ -138,9 +139,11 @@ def _wake_after_commit(session: Session) -> None:
         work_signal.notify()
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE_FLAG, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_when_transaction_ends(session: Session, transaction: SessionTransaction) -> None:
+    """Rolled back or closed: nothing to wake for. (After a commit, _wake_after_commit ran first.)"""
+    if transaction.parent is None:
+        session.info.pop(_WAKE_FLAG, None)
 
 
 def enqueue(
@@ -151,6 +154,8 @@ def enqueue(
     dedupe_key: str | None = None,
 ) -> int | None:
     """Queue a job in the caller's transaction; its id, or None when ``dedupe_key`` was already used."""
+    if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_KEY:
+        raise ValueError(f"dedupe_key longer than {MAX_DEDUPE_KEY} characters")
     now = utcnow()
     values = {
         "name": name,
@@ -186,22 +191,36 @@ def _insert_unless_duplicate(session: Session, values: dict[str, Any]) -> int | 
 
 
 def _wake_workers(session: Session) -> None:
-    """After commit: wake this process's runner (SQLite and PostgreSQL) and, via NOTIFY, other processes."""
+    """After commit: wake this process's runner (SQLite and PostgreSQL) and, via NOTIFY, other processes.
+
+    Once per transaction: the flag is cleared when the transaction ends.
+    """
+    if session.info.get(_WAKE_FLAG):
+        return
     session.info[_WAKE_FLAG] = True
     if is_postgres(session):
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
-def _due(now: datetime) -> Select[Any]:
+def _is_due(now: datetime) -> Any:
     queued = and_(Job.status == QUEUED, Job.run_at <= now)
     abandoned = and_(Job.status == RUNNING, Job.locked_until <= now)
+    return or_(queued, abandoned)
+
+
+def _due(now: datetime) -> Select[Any]:
     return (
         select(Job.id, Job.name, Job.payload, Job.status, Job.attempts)
-        .where(or_(queued, abandoned))
+        .where(_is_due(now))
         .order_by(Job.run_at, Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+
+
+def anything_due(session: Session, now: datetime | None = None) -> bool:
+    """A cheap read, so that an idle worker does not take SQLite's write lock every poll."""
+    return session.execute(select(Job.id).where(_is_due(now or utcnow())).limit(1)).first() is not None
 
 
 def claim(
@@ -283,10 +302,14 @@ def run_next(
 ) -> bool:
     """Claim one due job and run it; whether there was one.
 
-    Three short transactions: the claim (so the lease is visible to other workers while the handler
-    runs), the handler together with the done mark, and on failure the retry bookkeeping.
+    After a read-only look for due work, three short transactions: the claim (so the lease is visible
+    to other workers while the handler runs), the handler together with the done mark, and on failure
+    the retry bookkeeping.
     """
     max_attempts = settings.jobs.max_attempts
+    with database.reading() as session:
+        if not anything_due(session, now):
+            return False
     with database.unit_of_work() as session:
         job = claim(session, worker, max_attempts=max_attempts, lease=lease, now=now)
     if job is None:
@@ -312,6 +335,11 @@ def _describe(exc: BaseException) -> str:
 def period_start(now: datetime, every: timedelta) -> datetime:
     """The start of the period containing ``now``; periods are aligned on the Unix epoch (UTC)."""
     return EPOCH + ((now - EPOCH) // every) * every
+
+
+def next_period_start(jobs: Iterable[PeriodicJob], now: datetime) -> datetime:
+    """When the earliest of these jobs enters a new period: the next moment scheduling has work to do."""
+    return min(period_start(now, job.every) + job.every for job in jobs)
 
 
 def schedule_periodic(session: Session, jobs: Iterable[PeriodicJob], now: datetime | None = None) -> int:
