@@ -31,6 +31,11 @@ def serve(
 
     settings = get_settings()
     console.print(f"cityhub on [bold]http://{host}:{port}[/] — database {settings.resolved_database_url}")
+    if workers > 1 and settings.rate_limits.storage_uri.startswith("memory://"):
+        console.print(
+            "[yellow]rate limits are counted per process (memory://); set "
+            "CITYHUB_RATE_LIMITS__STORAGE_URI=redis://... to share them[/]"
+        )
     uvicorn.run(
         "cityhub.web.asgi:app",
         host=host,
@@ -39,6 +44,7 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

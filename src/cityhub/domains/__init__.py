@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from cityhub.kernel.domain import Domain, access_catalog, resolve
+from cityhub.kernel.settings import Settings, domain_settings
 
 INSTALLED = ("identity",)
 
@@ -38,6 +39,13 @@ def manifests() -> tuple[Domain, ...]:
     for domain in ordered:
         access_catalog.register(domain)
     return tuple(ordered)
+
+
+def check_domain_settings(settings: Settings) -> None:
+    """Every domain's settings section must accept the environment (raises ValueError naming the problem)."""
+    for manifest in manifests():
+        if manifest.settings is not None:
+            domain_settings(manifest.settings).check_environment(settings)
 
 
 def load_models() -> None:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="Zone in which times are shown by default.")
     base_url: str = Field("http://127.0.0.1:8000", description="Public address of this deployment.")
     log_level: str = Field("info", description="Log level of the app and worker.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is trusted (the "
+        "client address drives rate limits and audit). '*' trusts everyone: only behind a proxy that "
+        "overwrites it.",
+    )
     session_hours: int = Field(12, ge=1, le=720, description="Lifetime of a signed-cookie page session.")
     jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs and event delivery.")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
@@ -113,6 +119,9 @@ class DomainSettings(BaseSettings):
 
     Subclasses set ``model_config = domain_config("identity")``.
     """
+
+    def check_environment(self, settings: Settings) -> None:
+        """Raise ValueError when a value is unacceptable here (e.g. a demo key in production)."""
 
 
 def domain_config(domain: str) -> SettingsConfigDict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -38,7 +39,19 @@ async def _session(request: Request) -> AsyncIterator[Session]:
     Unsafe methods take the write path (``BEGIN IMMEDIATE`` on SQLite). Creating a session does no I/O (it
     connects on first use), so only the commit or rollback goes to the thread pool: one hop, not two.
     """
-    session = get_database(request).session(write=request.method not in SAFE_METHODS)
+    async with _transaction(request, write=request.method not in SAFE_METHODS) as session:
+        yield session
+
+
+async def _write_session(request: Request) -> AsyncIterator[Session]:
+    """A write transaction even for GET: for reads that must leave an audit record."""
+    async with _transaction(request, write=True) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _transaction(request: Request, write: bool) -> AsyncIterator[Session]:
+    session = get_database(request).session(write=write)
     try:
         yield session
     except BaseException:
@@ -59,6 +72,7 @@ def _close(session: Session, commit: bool) -> None:
 
 # scope="function": commit before the response is sent, so a failed commit becomes an error response.
 DbSession = Annotated[Session, Depends(_session, scope="function")]
+DbWriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
@@ -95,7 +109,7 @@ async def verify_csrf(request: Request) -> None:
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
     expected = csrf_token(request)
-    if not sent or not hmac.compare_digest(sent, expected):
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(
             _("The form has expired or did not come from this site; reload the page and try again."),
             slug="csrf",

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 import cityhub
-from cityhub.domains import load_models, manifests
+from cityhub.domains import check_domain_settings, load_models, manifests
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import resolve
 from cityhub.kernel.settings import Settings, get_settings
@@ -30,6 +30,7 @@ log = logging.getLogger("cityhub.web")
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_domain_settings(settings)
     database = database or Database.from_url(settings.resolved_database_url, settings.database_pool_size)
     load_models()
 

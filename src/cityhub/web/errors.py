@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityhub.kernel.errors import PROBLEM_MEDIA_TYPE, Conflict, Problem, ValidationProblem
@@ -77,6 +77,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # A safety net: services check uniqueness first, but a race between two requests ends here.
         log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
         problem = Conflict(_("The change conflicts with existing data; nothing was saved."))
+        return problem_response(request, problem)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # A value the database cannot hold (an id beyond 64 bits, text too long for a column).
+        log.info("value out of range on %s %s: %s", request.method, request.url.path, exc)
+        problem = ValidationProblem(_("A value is out of range or too long; nothing was saved."))
         return problem_response(request, problem)
 
     @app.exception_handler(Exception)

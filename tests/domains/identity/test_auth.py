@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from cityhub.domains.identity.models import Account, RefreshToken
 from cityhub.kernel.db import utcnow
+from cityhub.kernel.models import AuditRecord
 from tests.factories import PASSWORD, bearer, build_town, make_user
 
 TOKEN_URL = "/api/v1/identity/token"
@@ -45,19 +46,30 @@ def test_wrong_password_and_unknown_user_get_the_same_problem(client, database, 
 
 def test_lockout_after_repeated_failures_survives_the_correct_password(client, database, town) -> None:
     make_user(database, "resident1", [("resident", town.community_a)])
-    statuses = [
-        client.post(TOKEN_URL, data={"username": "resident1", "password": "bad-pass"}).status_code
-        for _ in range(5)
+    failures = [
+        client.post(TOKEN_URL, data={"username": "resident1", "password": "bad-pass"}) for _ in range(5)
     ]
-    assert statuses == [401, 401, 401, 401, 423]
+    assert {response.status_code for response in failures} == {401}
     locked = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD})
-    assert locked.status_code == 423
-    assert int(locked.headers["Retry-After"]) > 0
+    assert locked.status_code == 401, "a locked account refuses even the right password"
+    assert locked.json()["detail"] == failures[0].json()["detail"], "a lock must look like a wrong password"
     with database.unit_of_work() as session:
         account = session.scalar(select(Account).where(Account.username == "resident1"))
-        assert account is not None
+        assert account is not None and account.locked_until is not None
+        actions = session.scalars(select(AuditRecord.action)).all()
+        assert "identity.account.locked" in actions
         account.locked_until = utcnow() - timedelta(seconds=1)
     assert client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).status_code == 200
+
+
+def test_disabled_and_unknown_accounts_are_indistinguishable(client, database, town) -> None:
+    account, _person = make_user(database, "resident1", [("resident", town.community_a)])
+    with database.unit_of_work() as session:
+        session.get(Account, account.id).is_active = False
+    disabled = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD})
+    unknown = client.post(TOKEN_URL, data={"username": "nobody", "password": PASSWORD})
+    assert disabled.status_code == unknown.status_code == 401
+    assert disabled.json()["detail"] == unknown.json()["detail"]
 
 
 def test_login_rate_limit_answers_429_problem(client, database, town, settings) -> None:
@@ -85,6 +97,12 @@ def test_refresh_rotates_and_a_reused_refresh_token_is_refused(client, database,
     )
     assert again.status_code == 401
     assert again.json()["type"].endswith("/token-revoked")
+    stolen_family = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": second.json()["refresh_token"]}
+    )
+    assert stolen_family.status_code == 401, "reusing a rotated token revokes its whole family"
+    with database.reading() as session:
+        assert "identity.refresh_token.reused" in session.scalars(select(AuditRecord.action)).all()
 
 
 def test_logout_revokes_the_refresh_token(client, database, town) -> None:

@@ -166,7 +166,7 @@ def test_id_numbers_are_valid_and_stored_hashed(
 
     monkeypatch.setattr(identity_demo, "hash_id_number", recording_hash)
     _seed(database, settings)
-    salt = domain_settings(IdentitySettings).id_number_salt
+    salt = domain_settings(IdentitySettings).id_number_key
     with database.reading() as session:
         stored = {
             person.id_number_hash: person

@@ -22,7 +22,14 @@ from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import public_key_pem
-from cityhub.kernel.web import AppSettings, DbSession, PublicRateLimited, client_address, get_database
+from cityhub.kernel.web import (
+    AppSettings,
+    DbSession,
+    DbWriteSession,
+    PublicRateLimited,
+    client_address,
+    get_database,
+)
 
 router = APIRouter()
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -53,7 +60,7 @@ def token(
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise ValidationProblem(_("Give the refresh token."), field="refresh_token")
-        pair = accounts.refresh_tokens(session, settings.secret_key, identity, refresh_token)
+        pair = accounts.refresh_tokens(get_database(request), settings.secret_key, identity, refresh_token)
     else:
         raise ValidationProblem(
             _("Unsupported grant type %(grant)s.", grant=grant_type),
@@ -202,9 +209,12 @@ def list_org_units(
     if kind:
         statement = statement.where(OrgUnit.kind == kind)
     if q:
-        pattern = f"%{q}%"
         statement = statement.where(
-            or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern), OrgUnit.name_en.like(pattern))
+            or_(
+                OrgUnit.name.contains(q, autoescape=True),
+                OrgUnit.code.contains(q, autoescape=True),
+                OrgUnit.name_en.contains(q, autoescape=True),
+            )
         )
     rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
     return Page(
@@ -279,7 +289,7 @@ def import_org_units(
 
 @router.get("/people", response_model=Page[schemas.PersonOut], summary="People registered in my scope")
 def list_people(
-    session: DbSession,
+    session: DbWriteSession,
     paging: Paging,
     principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -287,7 +297,9 @@ def list_people(
     scope_units = orgs.units_in_scope(principal.scopes("identity.people.read")).with_only_columns(OrgUnit.id)
     statement = select(Person).where(Person.home_unit_id.in_(scope_units))
     if q:
-        statement = statement.where(or_(Person.name.like(f"%{q}%"), Person.phone.like(f"%{q}%")))
+        statement = statement.where(
+            or_(Person.name.contains(q, autoescape=True), Person.phone.contains(q, autoescape=True))
+        )
     rows, total = fetch_page(session, statement.order_by(Person.id), paging)
     audit.record(
         session,
@@ -309,15 +321,14 @@ def list_people(
 @router.get("/people/{person_id}", response_model=schemas.PersonOut, summary="One person (an audited read)")
 def get_person(
     person_id: int,
-    session: DbSession,
+    session: DbWriteSession,
     principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
     purpose: Annotated[str, Query(min_length=2, max_length=200, description="Why you read this record.")] = (
         "administration"
     ),
 ) -> Person:
     person = people.get_person(session, person_id)
-    home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
-    require(principal, "identity.people.read", home.path if home else "/")
+    require(principal, "identity.people.read", people.home_path(session, person))
     audit.record(
         session,
         actor=principal.actor,
@@ -339,12 +350,12 @@ def create_person(
     if body.household_id is not None:
         household = _visible_unit(session, principal, body.household_id, "identity.people.manage")
     else:
-        require(principal, "identity.people.manage", "/")
+        require(principal, "identity.people.manage", orgs.root_path(session))
     data = people.PersonInput(
         **body.model_dump(exclude={"household_id", "relation"}),
         home_unit_id=household.id if household else None,
     )
-    person = people.create_person(session, data, identity_settings().id_number_salt)
+    person = people.create_person(session, data, identity_settings().id_number_key)
     if household is not None:
         people.add_to_household(session, household, person, body.relation)
     audit.record(
@@ -371,8 +382,7 @@ def link_family(
     dependant = people.get_person(session, person_id)
     guardian = people.get_person(session, body.guardian_id)
     for person in (dependant, guardian):
-        home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
-        require(principal, "identity.people.manage", home.path if home else "/")
+        require(principal, "identity.people.manage", people.home_path(session, person))
     link = people.link_family(session, guardian, dependant, body.kind)
     session.flush()
     audit.record(

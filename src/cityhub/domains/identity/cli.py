@@ -17,6 +17,7 @@ from cityhub.domains.identity.dependencies import identity_settings
 from cityhub.domains.identity.models import Account, ApiKey, OrgUnit
 from cityhub.domains.identity.service import accounts, apikeys, card, orgs, people
 from cityhub.domains.identity.service.access import Grant, Principal
+from cityhub.kernel import audit
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import access_catalog
 from cityhub.kernel.errors import Problem
@@ -51,7 +52,7 @@ def _scope_unit(session: Session, code: str | None) -> OrgUnit:
 def _cli_principal(org_path: str) -> Principal:
     """The person at the terminal holds every permission: they already hold the database credentials."""
     everything = frozenset(access_catalog.permissions)
-    return Principal("account", 0, "cli", None, (Grant("cli", 0, org_path, None, everything),))
+    return Principal("system", 0, "cli", None, (Grant("cli", 0, org_path, None, everything),))
 
 
 @user_app.command("create")
@@ -70,7 +71,7 @@ def user_create(
         with database.unit_of_work() as session:
             unit = _scope_unit(session, org)
             person = people.create_person(
-                session, people.PersonInput(name=name), identity_settings().id_number_salt
+                session, people.PersonInput(name=name), identity_settings().id_number_key
             )
             account = accounts.create_account(session, person, username, password)
             for code in role:
@@ -213,4 +214,11 @@ def user_unlock(username: str) -> None:
             raise typer.Exit(1)
         account.locked_until = None
         account.failed_logins = 0
+        audit.record(
+            session,
+            actor="system:cli",
+            action="identity.account.unlocked",
+            object_type="account",
+            object_id=str(account.id),
+        )
     console.print(f"[green]unlocked[/] {username}")

@@ -200,7 +200,7 @@ class _CitySeeder:
         self.organization_ids = IdAllocator(session, Organization)
         self.account_ids = IdAllocator(session, Account)
         self.role_ids = IdAllocator(session, RoleAssignment)
-        self.salt = domain_settings(IdentitySettings).id_number_salt
+        self.salt = domain_settings(IdentitySettings).id_number_key
         self.id_numbers = IdNumberIssuer(self.rng)
         self.accounts: list[dict[str, Any]] = []
         self.roles: list[dict[str, Any]] = []

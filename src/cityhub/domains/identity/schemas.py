@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Out(BaseModel):
@@ -112,7 +112,7 @@ class ApiKeyIn(BaseModel):
     permissions: list[str] = Field(min_length=1)
     org_unit_id: int
     organization_id: int | None = None
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyOut(Out):

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from cityhub.kernel.settings import DomainSettings, domain_config
+from cityhub.kernel.settings import DomainSettings, Settings, domain_config
+
+DEMO_ID_NUMBER_KEY = "cityhub-demo-id-number-key"
 
 
 class IdentitySettings(DomainSettings):
@@ -29,8 +31,12 @@ class IdentitySettings(DomainSettings):
         description="PEM file with the Ed25519 private key that signs citizen cards. Default: "
         "<var_dir>/keys/card-ed25519.pem, created on first use outside production.",
     )
-    id_number_salt: str = Field(
-        "cityhub-demo-salt",
-        description="Salt for hashing national id numbers (one real-name identity = one hash). "
-        "Set it in production.",
+    id_number_key: str = Field(
+        DEMO_ID_NUMBER_KEY,
+        description="Secret key of the HMAC that stores national id numbers (one real-name identity = one "
+        "hash). Required outside demo/dev/test; never change it once people are registered.",
     )
+
+    def check_environment(self, settings: Settings) -> None:
+        if not settings.relaxed and self.id_number_key == DEMO_ID_NUMBER_KEY:
+            raise ValueError("CITYHUB_IDENTITY__ID_NUMBER_KEY must be set to a secret value in production")

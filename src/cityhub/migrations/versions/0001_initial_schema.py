@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 11:05:26.056371
+Create Date: 2026-11-22 11:21:31.624607
 """
 
 from __future__ import annotations
@@ -300,6 +300,7 @@ def upgrade() -> None:
     op.create_table(
         "identity_refresh_token",
         sa.Column("jti", sa.String(length=32), nullable=False),
+        sa.Column("family", sa.String(length=32), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("expires_at", cityhub.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", cityhub.kernel.db.UTCDateTime(timezone=True), nullable=True),
@@ -315,6 +316,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_identity_refresh_token_account_id"), ["account_id"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_identity_refresh_token_family"), ["family"], unique=False)
 
     op.create_table(
         "identity_role_assignment",
@@ -370,6 +372,7 @@ def downgrade() -> None:
 
     op.drop_table("identity_role_assignment")
     with op.batch_alter_table("identity_refresh_token", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_refresh_token_family"))
         batch_op.drop_index(batch_op.f("ix_identity_refresh_token_account_id"))
 
     op.drop_table("identity_refresh_token")

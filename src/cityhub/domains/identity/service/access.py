@@ -25,7 +25,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Principal:
-    kind: Literal["account", "apikey"]
+    kind: Literal["account", "apikey", "system"]
     id: int
     name: str
     person_id: int | None
@@ -33,8 +33,13 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the audit chain names this caller."""
-        return f"{self.kind}:{self.id}"
+        """How the audit chain names this caller ("system:cli" for the command line)."""
+        return f"system:{self.name}" if self.kind == "system" else f"{self.kind}:{self.id}"
+
+    @property
+    def account_id(self) -> int | None:
+        """The account behind the caller, for created_by/granted_by columns (None for keys and the system)."""
+        return self.id if self.kind == "account" else None
 
     @property
     def roles(self) -> frozenset[str]:
@@ -63,6 +68,24 @@ class Principal:
             for grant in self.grants
             if permission in grant.permissions and grant.organization_id is not None
         }
+
+
+# Machines may not mint credentials or hand out power: these permissions can be held by people only.
+NON_DELEGABLE_TO_KEYS = frozenset({"identity.roles.manage", "identity.apikeys.manage"})
+
+
+def require_all(principal: Principal, permissions: Iterable[str], org_path: str) -> None:
+    """Refuse unless the principal holds every one of the permissions over ``org_path``.
+
+    Used when handing power on (roles, keys): nobody can give what they do not hold themselves.
+    """
+    missing = sorted(code for code in permissions if not principal.can(code, org_path))
+    if missing:
+        raise Forbidden(
+            _("You cannot hand on permissions you do not hold here: %(missing)s", missing=", ".join(missing)),
+            permission=missing[0],
+            missing=missing,
+        )
 
 
 def require(principal: Principal, permission: str, org_path: str | None = None) -> None:

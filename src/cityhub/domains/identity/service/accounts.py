@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import Account, OrgUnit, Person, RefreshToken, RoleAssignment
-from cityhub.domains.identity.service.access import GRANT_COLUMNS, Principal, grants_from_rows, require
+from cityhub.domains.identity.service.access import (
+    GRANT_COLUMNS,
+    Principal,
+    grants_from_rows,
+    require,
+    require_all,
+)
+from cityhub.domains.identity.service.orgs import organization_unit_path
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.domain import access_catalog
-from cityhub.kernel.errors import Conflict, NotFound, Problem, Unauthorized, ValidationProblem
+from cityhub.kernel.errors import Conflict, Forbidden, NotFound, Problem, Unauthorized, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import (
     DUMMY_PASSWORD_HASH,
@@ -74,42 +81,39 @@ def get_account(session: Session, account_id: int) -> Account:
 def authenticate(database: Database, settings: IdentitySettings, username: str, password: str) -> Account:
     """Check a password in its own transaction, so a failed attempt is counted although we refuse it.
 
-    Raises 401 for a wrong username or password (one answer for both) and 423 while the account is locked.
+    Every refusal (unknown user, wrong password, locked or disabled account) is the same 401, so the answer
+    never tells an attacker which usernames exist or whether a guess hit a locked account.
     """
     with database.unit_of_work() as session:
         account = session.scalar(select(Account).where(Account.username == username).with_for_update())
-        outcome = _check_login(session, settings, account, password)
-    if isinstance(outcome, Problem):
-        raise outcome
-    return outcome
+        accepted = _check_login(session, settings, account, password)
+    if accepted is None:
+        raise _bad_credentials()
+    return accepted
+
+
+def _bad_credentials() -> Unauthorized:
+    return Unauthorized(
+        _("Wrong username or password, or too many failed attempts: check and try again later."),
+        slug="bad-credentials",
+    )
 
 
 def _check_login(
     session: Session, settings: IdentitySettings, account: Account | None, password: str
-) -> Account | Problem:
+) -> Account | None:
     if account is None:
         verify_password(DUMMY_PASSWORD_HASH, password)  # same cost as a real check: no username probing
-        return Unauthorized(_("Wrong username or password."), slug="bad-credentials")
+        return None
     now = utcnow()
+    password_ok = verify_password(account.password_hash, password)  # always paid: no timing tell for locks
     if account.locked_until and account.locked_until > now:
-        return _locked(account)
-    if not verify_password(account.password_hash, password):
-        account.failed_logins += 1
-        if account.failed_logins < settings.max_failed_logins:
-            return Unauthorized(_("Wrong username or password."), slug="bad-credentials")
-        account.failed_logins = 0
-        account.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-        audit.record(
-            session,
-            actor="system",
-            action="identity.account.locked",
-            object_type="account",
-            object_id=str(account.id),
-            details={"minutes": settings.lockout_minutes},
-        )
-        return _locked(account)
+        return None
+    if not password_ok:
+        _count_failure(session, settings, account, now)
+        return None
     if not account.is_active:
-        return Unauthorized(_("This account is disabled."), slug="account-disabled")
+        return None
     account.failed_logins = 0
     account.locked_until = None
     account.last_login_at = now
@@ -118,44 +122,92 @@ def _check_login(
     return account
 
 
-def _locked(account: Account) -> Problem:
-    assert account.locked_until is not None
-    retry_after = max(1, int((account.locked_until - utcnow()).total_seconds()))
-    return Problem(
-        _(
-            "Too many failed logins; the account is locked for %(minutes)s more minutes.",
-            minutes=(retry_after + 59) // 60,
-        ),
-        status=423,
-        slug="account-locked",
-        headers={"Retry-After": str(retry_after)},
-        locked_until=account.locked_until.isoformat(),
+def _count_failure(session: Session, settings: IdentitySettings, account: Account, now: datetime) -> None:
+    account.failed_logins += 1
+    if account.failed_logins < settings.max_failed_logins:
+        return
+    account.failed_logins = 0
+    account.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+    audit.record(
+        session,
+        actor="system",
+        action="identity.account.locked",
+        object_type="account",
+        object_id=str(account.id),
+        details={"minutes": settings.lockout_minutes},
     )
 
 
-def issue_tokens(session: Session, secret: str, settings: IdentitySettings, account: Account) -> TokenPair:
+def issue_tokens(
+    session: Session, secret: str, settings: IdentitySettings, account: Account, family: str | None = None
+) -> TokenPair:
+    """An access token and a refresh token; refresh tokens of one login share a family (see refresh)."""
     access_lifetime = timedelta(minutes=settings.access_token_minutes)
     access = issue_jwt(secret, {"sub": str(account.id), "typ": "access"}, access_lifetime)
     refresh_lifetime = timedelta(days=settings.refresh_token_days)
     refresh = issue_jwt(secret, {"sub": str(account.id), "typ": "refresh"}, refresh_lifetime)
     jti = jwt.decode(refresh, options={"verify_signature": False})["jti"]
-    session.add(RefreshToken(jti=jti, account_id=account.id, expires_at=utcnow() + refresh_lifetime))
+    session.add(
+        RefreshToken(
+            jti=jti, family=family or jti, account_id=account.id, expires_at=utcnow() + refresh_lifetime
+        )
+    )
     return TokenPair(access, refresh, int(access_lifetime.total_seconds()))
 
 
 def refresh_tokens(
-    session: Session, secret: str, settings: IdentitySettings, refresh_token: str
+    database: Database, secret: str, settings: IdentitySettings, refresh_token: str
 ) -> TokenPair:
-    """Rotate: the presented refresh token is revoked and a new pair issued; reuse of a revoked one fails."""
+    """Rotate: the presented refresh token is revoked and a new pair of the same family issued.
+
+    Presenting an already-rotated token means it was copied: the whole family is revoked (both the thief's
+    and the owner's sessions end) and the event is audited. Runs in its own transaction so that this
+    revocation is kept although the request is refused.
+    """
     claims = _decode(secret, refresh_token, "refresh")
-    stored = session.get(RefreshToken, claims["jti"], with_for_update=True)
-    if stored is None or stored.revoked_at is not None:
-        raise Unauthorized(_("This refresh token is no longer valid; log in again."), slug="token-revoked")
-    stored.revoked_at = utcnow()
-    account = get_account(session, int(claims["sub"]))
-    if not account.is_active:
-        raise Unauthorized(_("This account is disabled."), slug="account-disabled")
-    return issue_tokens(session, secret, settings, account)
+    with database.unit_of_work() as session:
+        stored = session.get(RefreshToken, claims["jti"], with_for_update=True)
+        if stored is None:
+            outcome: TokenPair | Problem = _token_revoked()
+        elif stored.revoked_at is not None:
+            _revoke_family(session, stored)
+            outcome = _token_revoked()
+        else:
+            stored.revoked_at = utcnow()
+            account = get_account(session, int(claims["sub"]))
+            outcome = (
+                issue_tokens(session, secret, settings, account, stored.family)
+                if account.is_active
+                else Unauthorized(_("This account is disabled."), slug="account-disabled")
+            )
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
+
+
+def _token_revoked() -> Unauthorized:
+    return Unauthorized(_("This refresh token is no longer valid; log in again."), slug="token-revoked")
+
+
+def _revoke_family(session: Session, reused: RefreshToken) -> None:
+    still_valid = list(
+        session.scalars(
+            select(RefreshToken).where(
+                RefreshToken.family == reused.family, RefreshToken.revoked_at.is_(None)
+            )
+        )
+    )
+    for token in still_valid:
+        token.revoked_at = utcnow()
+    revoked = len(still_valid)
+    audit.record(
+        session,
+        actor="system",
+        action="identity.refresh_token.reused",
+        object_type="account",
+        object_id=str(reused.account_id),
+        details={"family": reused.family, "revoked": revoked},
+    )
 
 
 def revoke_refresh_token(session: Session, secret: str, refresh_token: str) -> None:
@@ -216,11 +268,21 @@ def grant_role(
     org_unit: OrgUnit,
     organization_id: int | None = None,
 ) -> RoleAssignment:
-    """Give a role over a subtree. A granter needs identity.roles.manage over that subtree (None = system)."""
+    """Give a role over a subtree (granter None = the system, e.g. seeding).
+
+    A granter needs identity.roles.manage over the subtree, must hold every permission of the role there
+    (nobody hands on more than they hold), must also govern the organisation's unit, and cannot grant to
+    their own account.
+    """
     if role not in access_catalog.roles:
         raise ValidationProblem(_("Unknown role %(role)s.", role=role), field="role")
     if granter is not None:
         require(granter, "identity.roles.manage", org_unit.path)
+        require_all(granter, access_catalog.permissions_of(role), org_unit.path)
+        if granter.account_id == account.id:
+            raise Forbidden(_("You cannot grant roles to yourself."), slug="self-grant")
+        if organization_id is not None:
+            require(granter, "identity.roles.manage", organization_unit_path(session, organization_id))
     duplicate = session.scalar(
         select(RoleAssignment.id).where(
             RoleAssignment.account_id == account.id,
@@ -238,7 +300,7 @@ def grant_role(
         role=role,
         org_unit_id=org_unit.id,
         organization_id=organization_id,
-        granted_by=granter.id if granter and granter.kind == "account" else None,
+        granted_by=granter.account_id if granter else None,
     )
     session.add(assignment)
     session.flush()

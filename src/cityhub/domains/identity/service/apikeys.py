@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import ApiKey, OrgUnit
-from cityhub.domains.identity.service.access import Grant, Principal, known_permission, require
+from cityhub.domains.identity.service.access import (
+    NON_DELEGABLE_TO_KEYS,
+    Grant,
+    Principal,
+    known_permission,
+    require,
+    require_all,
+)
+from cityhub.domains.identity.service.orgs import organization_unit_path
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
-from cityhub.kernel.errors import Forbidden, NotFound, Unauthorized, ValidationProblem
+from cityhub.kernel.errors import NotFound, Unauthorized, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import constant_time_equal, hash_api_key, new_api_key, split_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)
+log = logging.getLogger("cityhub.identity")
+_touch_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apikey-touch")
 
 
 def create_key(
@@ -28,7 +40,11 @@ def create_key(
     organization_id: int | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its secret, shown once. A creator can only hand on permissions it holds there."""
+    """A new key and its secret, shown once.
+
+    A creator hands on only permissions it holds over the key's scope, never the power to mint credentials
+    or grant roles, and may bind the key only to an organisation it governs.
+    """
     require(creator, "identity.apikeys.manage", org_unit.path)
     if not permissions:
         raise ValidationProblem(_("Give the key at least one permission."), field="permissions")
@@ -37,14 +53,14 @@ def create_key(
             raise ValidationProblem(
                 _("Unknown permission %(permission)s.", permission=permission), field="permissions"
             )
-        if not creator.can(permission, org_unit.path):
-            raise Forbidden(
-                _(
-                    "You cannot give a key the permission %(permission)s, which you do not hold here.",
-                    permission=permission,
-                ),
-                permission=permission,
+        if permission in NON_DELEGABLE_TO_KEYS:
+            raise ValidationProblem(
+                _("API keys cannot carry %(permission)s; only people may hold it.", permission=permission),
+                field="permissions",
             )
+    require_all(creator, permissions, org_unit.path)
+    if organization_id is not None:
+        require(creator, "identity.apikeys.manage", organization_unit_path(session, organization_id))
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationProblem(_("The expiry must be in the future."), field="expires_at")
     full_key, prefix, key_hash = new_api_key()
@@ -55,7 +71,7 @@ def create_key(
         permissions=sorted(set(permissions)),
         org_unit_id=org_unit.id,
         organization_id=organization_id,
-        created_by=creator.id if creator.kind == "account" else None,
+        created_by=creator.account_id,
         expires_at=expires_at,
     )
     session.add(key)
@@ -110,12 +126,23 @@ def principal_from_api_key(session: Session, full_key: str, database: Database |
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthorized(_("The API key has expired."), slug="api-key-expired")
     if database is not None and (key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION):
-        _touch(database, key.id, now)
+        _touch_later(database, key.id, now)
     grant = Grant("apikey", key.org_unit_id, path, key.organization_id, frozenset(key.permissions))
     return Principal("apikey", key.id, key.name, None, (grant,))
 
 
+def _touch_later(database: Database, key_id: int, now: datetime) -> None:
+    """Record use at most every few minutes, in the background.
+
+    The request may hold SQLite's write lock already; waiting here for a second write transaction would
+    deadlock it, so the stamp is written by another thread once the request is done.
+    """
+    _touch_executor.submit(_touch, database, key_id, now)
+
+
 def _touch(database: Database, key_id: int, now: datetime) -> None:
-    """Record use in a separate short transaction, at most every few minutes (reads stay read-only)."""
-    with database.unit_of_work() as session:
-        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    try:
+        with database.unit_of_work() as session:
+            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    except Exception:  # a lost "last used" stamp must never fail anything
+        log.warning("could not record the use of API key %s", key_id, exc_info=True)

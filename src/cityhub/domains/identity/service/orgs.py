@@ -52,6 +52,24 @@ def get_unit_by_code(session: Session, code: str) -> OrgUnit:
     return unit
 
 
+def organization_unit_path(session: Session, organization_id: int) -> str:
+    """The path of an organisation's home unit (to check that a grant or key may name it)."""
+    path = session.scalar(
+        select(OrgUnit.path)
+        .join(Organization, Organization.org_unit_id == OrgUnit.id)
+        .where(Organization.id == organization_id)
+    )
+    if path is None:
+        raise NotFound(_("Organisation %(id)s does not exist.", id=organization_id), field="organization_id")
+    return path
+
+
+def root_path(session: Session) -> str:
+    """Where people and things without a home unit belong: the root of the tree."""
+    root = root_unit(session)
+    return root.path if root else "/"
+
+
 def root_unit(session: Session) -> OrgUnit | None:
     return session.scalar(select(OrgUnit).where(OrgUnit.parent_id.is_(None)).order_by(OrgUnit.id).limit(1))
 
@@ -64,6 +82,7 @@ def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | No
     """
     if data.kind not in ORG_UNIT_KINDS:
         raise ValidationProblem(_("Unknown org unit kind %(kind)s.", kind=data.kind), field="kind")
+    _check_lengths(data)
     parent = get_unit_by_code(session, data.parent_code) if data.parent_code else None
     if authorize is not None:
         authorize(parent.path if parent else "/")
@@ -94,6 +113,17 @@ def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | No
     session.flush()
     unit.path = f"{parent.path if parent else '/'}{unit.id}/"
     return unit
+
+
+def _check_lengths(data: OrgUnitInput) -> None:
+    limits = {"code": 64, "name": 200, "name_en": 200, "address": 400, "parent_code": 64}
+    for field, limit in limits.items():
+        value = getattr(data, field)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            raise ValidationProblem(
+                _("%(field)s must be text of 1 to %(limit)s characters.", field=field, limit=limit),
+                field=field,
+            )
 
 
 def _location(data: OrgUnitInput) -> tuple[float | None, float | None]:
@@ -138,7 +168,10 @@ def unit_containing(session: Session, lon: float, lat: float, kind: str = "commu
 def read_import_file(name: str, content: bytes) -> list[OrgUnitInput]:
     """Rows of a CSV (kind,code,name,parent_code[,name_en,address,lon,lat,boundary]) or a GeoJSON
     FeatureCollection whose features carry those fields as properties and the boundary as geometry."""
-    text = content.decode("utf-8-sig")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationProblem(_("The file must be UTF-8 text.")) from exc
     if name.lower().endswith((".geojson", ".json")):
         return list(_from_geojson(text))
     return list(_from_csv(text))
@@ -171,22 +204,32 @@ def _from_geojson(text: str) -> Iterator[OrgUnitInput]:
         features = collection["features"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationProblem(_("The file is not a GeoJSON FeatureCollection.")) from exc
+    if not isinstance(features, list):
+        raise ValidationProblem(_("The file is not a GeoJSON FeatureCollection."))
     for index, feature in enumerate(features):
-        properties = feature.get("properties") or {}
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(properties, dict):
+            raise ValidationProblem(
+                _("Feature %(index)s is not a GeoJSON feature with properties.", index=index), feature=index
+            )
         try:
             yield OrgUnitInput(
                 kind=str(properties["kind"]),
                 code=str(properties["code"]),
                 name=str(properties["name"]),
-                parent_code=properties.get("parent_code"),
-                name_en=properties.get("name_en"),
-                address=properties.get("address"),
+                parent_code=_optional_text(properties.get("parent_code")),
+                name_en=_optional_text(properties.get("name_en")),
+                address=_optional_text(properties.get("address")),
                 boundary=feature.get("geometry"),
             )
         except KeyError as exc:
             raise ValidationProblem(
                 _("Feature %(index)s lacks the property %(name)s.", index=index, name=str(exc)), feature=index
             ) from exc
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Authorizer | None = None) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import FamilyLink, HouseholdMember, OrgUnit, Person
+from cityhub.domains.identity.service.orgs import root_path
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
@@ -25,7 +28,7 @@ HOUSEHOLD_RELATIONS = (
     "other",
 )
 FAMILY_LINK_KINDS = ("guardian", "carer", "emergency_contact")
-ID_NUMBER_LENGTH = 18
+ID_NUMBER_PATTERN = re.compile(r"[0-9]{17}[0-9Xx]", re.ASCII)
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_CHARS = "10X98765432"
 
@@ -44,18 +47,29 @@ class PersonInput:
 
 def id_number_checksum_ok(id_number: str) -> bool:
     """GB 11643 check digit of an 18-character resident identity number."""
-    if len(id_number) != ID_NUMBER_LENGTH or not id_number[:17].isdigit():
+    if not ID_NUMBER_PATTERN.fullmatch(id_number):
         return False
     total = sum(int(digit) * weight for digit, weight in zip(id_number[:17], ID_WEIGHTS, strict=True))
     return ID_CHECK_CHARS[total % 11] == id_number[17].upper()
 
 
-def hash_id_number(id_number: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{id_number.upper()}".encode()).hexdigest()
+def hash_id_number(id_number: str, key: str) -> str:
+    """A keyed hash (HMAC-SHA256): without the key, a dump of the table cannot be brute-forced back to ids."""
+    return hmac.new(key.encode(), id_number.upper().encode(), hashlib.sha256).hexdigest()
 
 
 def mask_id_number(id_number: str) -> str:
-    return f"{id_number[:4]}{'*' * 10}{id_number[-4:]}"
+    """Only the first and last character: with the birth date beside it, more would give the number away."""
+    return f"{id_number[0]}{'*' * 16}{id_number[-1]}"
+
+
+def home_path(session: Session, person: Person) -> str:
+    """The org path that governs a person: their home unit, or the root for people without one."""
+    if person.home_unit_id is not None:
+        unit = session.get(OrgUnit, person.home_unit_id)
+        if unit is not None:
+            return unit.path
+    return root_path(session)
 
 
 def mask_name(name: str) -> str:
