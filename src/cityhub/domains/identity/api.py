@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from cityhub.domains.identity import schemas
 from cityhub.domains.identity.dependencies import (
@@ -13,7 +13,7 @@ from cityhub.domains.identity.dependencies import (
     identity_settings,
     require_permission,
 )
-from cityhub.domains.identity.models import ApiKey, Consent, Organization, OrgUnit, Person, RoleAssignment
+from cityhub.domains.identity.models import Consent, Organization, OrgUnit, Person, RoleAssignment
 from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
@@ -203,19 +203,11 @@ def list_org_units(
     kind: str | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[schemas.OrgUnitOut]:
-    statement = orgs.units_in_scope(principal.scopes("identity.orgs.read"))
+    statement = orgs.search_units(principal.scopes("identity.orgs.read"), q)
     if parent_id is not None:
         statement = statement.where(OrgUnit.parent_id == parent_id)
     if kind:
         statement = statement.where(OrgUnit.kind == kind)
-    if q:
-        statement = statement.where(
-            or_(
-                OrgUnit.name.contains(q, autoescape=True),
-                OrgUnit.code.contains(q, autoescape=True),
-                OrgUnit.name_en.contains(q, autoescape=True),
-            )
-        )
     rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
     return Page(
         items=[schemas.OrgUnitOut.model_validate(r) for r in rows],
@@ -294,13 +286,8 @@ def list_people(
     principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[schemas.PersonOut]:
-    scope_units = orgs.units_in_scope(principal.scopes("identity.people.read")).with_only_columns(OrgUnit.id)
-    statement = select(Person).where(Person.home_unit_id.in_(scope_units))
-    if q:
-        statement = statement.where(
-            or_(Person.name.contains(q, autoescape=True), Person.phone.contains(q, autoescape=True))
-        )
-    rows, total = fetch_page(session, statement.order_by(Person.id), paging)
+    statement = people.people_in_scope(principal.scopes("identity.people.read"), q)
+    rows, total = fetch_page(session, statement, paging)
     audit.record(
         session,
         actor=principal.actor,
@@ -410,7 +397,7 @@ def list_organizations(
     principal: Annotated[Principal, Depends(require_permission("identity.orgs.read"))],
     kind: str | None = None,
 ) -> Page[schemas.OrganizationOut]:
-    scope_units = orgs.units_in_scope(principal.scopes("identity.orgs.read")).with_only_columns(OrgUnit.id)
+    scope_units = orgs.unit_ids_in_scope(principal.scopes("identity.orgs.read"))
     statement = select(Organization).where(Organization.org_unit_id.in_(scope_units))
     if kind:
         statement = statement.where(Organization.kind == kind)
@@ -453,14 +440,8 @@ def list_role_assignments(
     principal: Annotated[Principal, Depends(require_permission("identity.roles.manage"))],
 ) -> list[RoleAssignment]:
     accounts.get_account(session, account_id)
-    scope_units = orgs.units_in_scope(principal.scopes("identity.roles.manage")).with_only_columns(OrgUnit.id)
-    return list(
-        session.scalars(
-            select(RoleAssignment)
-            .where(RoleAssignment.account_id == account_id, RoleAssignment.org_unit_id.in_(scope_units))
-            .order_by(RoleAssignment.id)
-        )
-    )
+    scopes = principal.scopes("identity.roles.manage")
+    return [assignment for assignment, _unit in accounts.assignments_in_scope(session, account_id, scopes)]
 
 
 @router.post(
@@ -495,10 +476,7 @@ def list_api_keys(
     paging: Paging,
     principal: Annotated[Principal, Depends(require_permission("identity.apikeys.manage"))],
 ) -> Page[schemas.ApiKeyOut]:
-    scope_units = orgs.units_in_scope(principal.scopes("identity.apikeys.manage")).with_only_columns(
-        OrgUnit.id
-    )
-    statement = select(ApiKey).where(ApiKey.org_unit_id.in_(scope_units)).order_by(ApiKey.id.desc())
+    statement = apikeys.keys_in_scope(principal.scopes("identity.apikeys.manage"))
     rows, total = fetch_page(session, statement, paging)
     return Page(
         items=[schemas.ApiKeyOut.model_validate(r) for r in rows],

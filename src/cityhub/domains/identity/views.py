@@ -18,7 +18,7 @@ from babel.dates import format_datetime
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.dependencies import SESSION_ACCOUNT_KEY, identity_settings, page_principal
@@ -34,7 +34,15 @@ from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import Page, PageParams, Paging, fetch_page
 from cityhub.kernel.ratelimit import enforce
-from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, client_address, get_database, render
+from cityhub.kernel.web import (
+    AppSettings,
+    CsrfChecked,
+    DbSession,
+    DbWriteSession,
+    client_address,
+    get_database,
+    render,
+)
 
 router = APIRouter()
 
@@ -344,18 +352,13 @@ def _org_units_context(
     session: Session, user: Principal, paging: PageParams, parent_id: int | None, q: str | None
 ) -> dict[str, Any]:
     scopes = user.scopes("identity.orgs.read")
-    statement = orgs.units_in_scope(scopes)
+    statement = orgs.search_units(scopes, q)
     parent = None
-    if q:
-        pattern = f"%{q}%"
-        statement = statement.where(
-            or_(OrgUnit.name.like(pattern), OrgUnit.code.like(pattern), OrgUnit.name_en.like(pattern))
-        )
-    elif parent_id is not None:
+    if parent_id is not None and not q:
         parent = orgs.get_unit(session, parent_id)
         require(user, "identity.orgs.read", parent.path)
         statement = statement.where(OrgUnit.parent_id == parent.id)
-    else:
+    elif not q:
         statement = statement.where(OrgUnit.path.in_(scopes))  # the top of each subtree the user may see
     rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
     above = _ancestors(session, parent) if parent else []
@@ -482,16 +485,13 @@ def _import_units(session: Session, user: Principal, file: UploadFile) -> int:
 def people_page(
     request: Request,
     user: SignedIn,
-    session: DbSession,
+    session: DbWriteSession,
     paging: Paging,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     require(user, "identity.people.read")
-    scope_units = orgs.units_in_scope(user.scopes("identity.people.read")).with_only_columns(OrgUnit.id)
-    statement = select(Person).where(Person.home_unit_id.in_(scope_units))
-    if q:
-        statement = statement.where(or_(Person.name.like(f"%{q}%"), Person.phone.like(f"%{q}%")))
-    rows, total = fetch_page(session, statement.order_by(Person.id), paging)
+    statement = people.people_in_scope(user.scopes("identity.people.read"), q)
+    rows, total = fetch_page(session, statement, paging)
     audit.record(
         session,
         actor=user.actor,
@@ -508,7 +508,7 @@ def people_page(
 def person_page(
     request: Request,
     user: SignedIn,
-    session: DbSession,
+    session: DbWriteSession,
     person_id: int,
     purpose: Annotated[str, Query(min_length=2, max_length=200)] = "administration",
 ) -> Response:
@@ -547,14 +547,7 @@ def _roles_context(session: Session, user: Principal, username: str | None) -> d
 def _assignments_in_scope(
     session: Session, user: Principal, account: Account
 ) -> list[tuple[RoleAssignment, OrgUnit]]:
-    scope_units = orgs.units_in_scope(user.scopes("identity.roles.manage")).with_only_columns(OrgUnit.id)
-    rows = session.execute(
-        select(RoleAssignment, OrgUnit)
-        .join(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
-        .where(RoleAssignment.account_id == account.id, RoleAssignment.org_unit_id.in_(scope_units))
-        .order_by(RoleAssignment.id)
-    )
-    return [(assignment, unit) for assignment, unit in rows]
+    return accounts.assignments_in_scope(session, account.id, user.scopes("identity.roles.manage"))
 
 
 @router.get("/admin/roles")
@@ -612,8 +605,7 @@ def withdraw_role(
 
 
 def _api_keys_context(session: Session, user: Principal, paging: PageParams) -> dict[str, Any]:
-    scope_units = orgs.units_in_scope(user.scopes("identity.apikeys.manage")).with_only_columns(OrgUnit.id)
-    statement = select(ApiKey).where(ApiKey.org_unit_id.in_(scope_units)).order_by(ApiKey.id.desc())
+    statement = apikeys.keys_in_scope(user.scopes("identity.apikeys.manage"))
     rows, total = fetch_page(session, statement, paging)
     held = sorted({code for grant in user.grants for code in grant.permissions})
     return {

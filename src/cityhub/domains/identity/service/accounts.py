@@ -18,7 +18,7 @@ from cityhub.domains.identity.service.access import (
     require,
     require_all,
 )
-from cityhub.domains.identity.service.orgs import organization_unit_path
+from cityhub.domains.identity.service.orgs import organization_unit_path, unit_ids_in_scope
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
@@ -313,6 +313,22 @@ def grant_role(
         details={"role": role, "org_unit": org_unit.code, "organization_id": organization_id},
     )
     return assignment
+
+
+def assignments_in_scope(
+    session: Session, account_id: int, scopes: list[str]
+) -> list[tuple[RoleAssignment, OrgUnit]]:
+    """An account's role assignments over units inside the given subtrees, with their units."""
+    rows = session.execute(
+        select(RoleAssignment, OrgUnit)
+        .join(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
+        .where(
+            RoleAssignment.account_id == account_id,
+            RoleAssignment.org_unit_id.in_(unit_ids_in_scope(scopes)),
+        )
+        .order_by(RoleAssignment.id)
+    )
+    return [(assignment, unit) for assignment, unit in rows]
 
 
 def withdraw_role(session: Session, granter: Principal, assignment_id: int) -> None:

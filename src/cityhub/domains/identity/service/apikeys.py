@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import ApiKey, OrgUnit
@@ -18,7 +18,7 @@ from cityhub.domains.identity.service.access import (
     require,
     require_all,
 )
-from cityhub.domains.identity.service.orgs import organization_unit_path
+from cityhub.domains.identity.service.orgs import organization_unit_path, unit_ids_in_scope
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import NotFound, Unauthorized, ValidationProblem
@@ -85,6 +85,11 @@ def create_key(
         details={"name": name, "permissions": key.permissions, "org_unit": org_unit.code},
     )
     return key, full_key
+
+
+def keys_in_scope(scopes: list[str]) -> Select[ApiKey]:
+    """Keys scoped inside the given subtrees, newest first."""
+    return select(ApiKey).where(ApiKey.org_unit_id.in_(unit_ids_in_scope(scopes))).order_by(ApiKey.id.desc())
 
 
 def revoke_key(session: Session, revoker: Principal, key_id: int) -> ApiKey:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, ORGANIZATION_KINDS, Organization, OrgUnit
@@ -155,6 +155,25 @@ def units_in_scope(scopes: list[str]) -> Select[OrgUnit]:
     for scope in scopes[1:]:
         condition = condition | OrgUnit.path.startswith(scope, autoescape=True)
     return statement.where(condition)
+
+
+def search_units(scopes: list[str], q: str | None = None) -> Select[OrgUnit]:
+    """Units in scope whose name, English name or code contains ``q`` (% and _ match only themselves)."""
+    statement = units_in_scope(scopes)
+    if q:
+        statement = statement.where(
+            or_(
+                OrgUnit.name.contains(q, autoescape=True),
+                OrgUnit.code.contains(q, autoescape=True),
+                OrgUnit.name_en.contains(q, autoescape=True),
+            )
+        )
+    return statement
+
+
+def unit_ids_in_scope(scopes: list[str]) -> Select[Any]:
+    """A subquery of the ids of units in scope, for filtering rows that point at a unit."""
+    return units_in_scope(scopes).with_only_columns(OrgUnit.id)
 
 
 def unit_containing(session: Session, lon: float, lat: float, kind: str = "community") -> OrgUnit | None:

@@ -8,11 +8,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import FamilyLink, HouseholdMember, OrgUnit, Person
-from cityhub.domains.identity.service.orgs import root_path
+from cityhub.domains.identity.service.orgs import root_path, unit_ids_in_scope
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
@@ -120,6 +120,16 @@ def get_person(session: Session, person_id: int) -> Person:
     if person is None:
         raise NotFound(_("Person %(id)s does not exist.", id=person_id))
     return person
+
+
+def people_in_scope(scopes: list[str], q: str | None = None) -> Select[Person]:
+    """People whose home unit lies in scope, optionally whose name or phone contains ``q`` literally."""
+    statement = select(Person).where(Person.home_unit_id.in_(unit_ids_in_scope(scopes)))
+    if q:
+        statement = statement.where(
+            or_(Person.name.contains(q, autoescape=True), Person.phone.contains(q, autoescape=True))
+        )
+    return statement.order_by(Person.id)
 
 
 def add_to_household(session: Session, household: OrgUnit, person: Person, relation: str) -> HouseholdMember:
