@@ -61,7 +61,7 @@ def measure_logins(base: str, count: int, concurrency: int) -> dict[str, float]:
     }
 
 
-def bench_backend(backend: str, seconds: int, connections: int, workers: int) -> dict[str, object]:
+def bench_backend(backend: str, seconds: int, connections: list[int], workers: int) -> dict[str, object]:
     with fresh_database(backend) as url, tempfile.TemporaryDirectory() as var_dir:
         seed(url)
         env = server_env(url, var_dir, CITYHUB_RATE_LIMITS__LOGIN="1000000/minute")
@@ -72,17 +72,20 @@ def bench_backend(backend: str, seconds: int, connections: int, workers: int) ->
             ).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             httpx.get(f"{base}/api/v1/identity/me", headers=headers).raise_for_status()
-            run_wrk(f"{base}/api/v1/identity/me", headers, seconds=3, connections=connections)  # warm-up
-            authenticated_get = run_wrk(
-                f"{base}/api/v1/identity/me", headers, seconds=seconds, connections=connections
-            )
+            run_wrk(f"{base}/api/v1/identity/me", headers, seconds=3, connections=connections[0])  # warm-up
+            authenticated_get = {
+                f"{count}_connections": run_wrk(
+                    f"{base}/api/v1/identity/me", headers, seconds=seconds, connections=count
+                )
+                for count in connections
+            }
     return {"login": logins, "authenticated_get": authenticated_get}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", default="16,64", help="comma-separated concurrency levels")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
@@ -91,11 +94,14 @@ def main() -> None:
         "resource": "GET /api/v1/identity/me (JWT bearer, account + roles read from the database)",
         "app_processes": args.workers,
         "connections": args.connections,
+        "load_generator": "wrk, 1 thread, on the same 2-core machine",
         "seconds": args.seconds,
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "targets": {"authenticated_get_rps": 1500, "authenticated_get_p99_ms": 50},
         "results": {
-            backend: bench_backend(backend, args.seconds, args.connections, args.workers)
+            backend: bench_backend(
+                backend, args.seconds, [int(n) for n in args.connections.split(",")], args.workers
+            )
             for backend in args.backends.split(",")
         },
     }

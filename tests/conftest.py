@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cityhub.domains import load_models
+from cityhub.domains.identity.service.principals import principal_cache
 from cityhub.kernel import ratelimit
 from cityhub.kernel.db import Base, Database
 from cityhub.kernel.settings import Settings, clear_settings_cache
@@ -117,6 +118,7 @@ def settings(tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch
     clear_settings_cache()
     settings = Settings()
     ratelimit.reset(settings.rate_limits.storage_uri)
+    principal_cache.clear()  # ids are reused after the tables are emptied
     yield settings
     clear_settings_cache()
 

@@ -76,7 +76,7 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, pre_ping: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -91,26 +91,39 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping, pool_recycle=1800
+    )
 
 
 @dataclass
 class Database:
-    """The engine plus two session factories: plain reads, and writes (``BEGIN IMMEDIATE`` on SQLite)."""
+    """The engine and its session factories: snapshot reads, writes, and light reads for GET requests.
+
+    Writes begin with ``BEGIN IMMEDIATE`` on SQLite. A GET request on PostgreSQL reads in autocommit, so it
+    costs no BEGIN/COMMIT round trips (each statement sees the latest committed data); code that needs one
+    snapshot across statements uses ``reading()`` or a write session.
+    """
 
     engine: Engine
 
     def __post_init__(self) -> None:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(cityhub_write=True), expire_on_commit=False)
+        light_engine = self.engine
+        if self.engine.dialect.name == "postgresql":
+            light_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._light_read = sessionmaker(light_engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls.from_url(settings.resolved_database_url, settings.database_pool_size)
+        return cls.from_url(
+            settings.resolved_database_url, settings.database_pool_size, settings.database_pre_ping
+        )
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 10) -> Database:
-        return cls(make_engine(url, pool_size))
+    def from_url(cls, url: str, pool_size: int = 10, pre_ping: bool = False) -> Database:
+        return cls(make_engine(url, pool_size, pre_ping))
 
     @property
     def dialect(self) -> str:
@@ -118,6 +131,10 @@ class Database:
 
     def session(self, write: bool = False) -> Session:
         return (self._write if write else self._read)()
+
+    def request_session(self, write: bool) -> Session:
+        """The session of one HTTP request: a write transaction, or a light read (see the class docstring)."""
+        return (self._write if write else self._light_read)()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "Default: SQLite file <var_dir>/cityhub.db.",
     )
     database_pool_size: int = Field(10, ge=1, le=200, description="Connections per app process (PostgreSQL).")
+    database_pre_ping: bool = Field(
+        False,
+        description="Test each pooled connection before use (one more round trip per request). Turn on when "
+        "connections die silently (firewalls, PgBouncer restarts); off, a dead connection fails one request.",
+    )
     default_locale: str = Field("zh_CN", description="Locale for visitors who chose none (zh_CN or en).")
     timezone: str = Field("Asia/Shanghai", description="Zone in which times are shown by default.")
     base_url: str = Field("http://127.0.0.1:8000", description="Public address of this deployment.")

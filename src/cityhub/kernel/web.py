@@ -51,13 +51,20 @@ async def _write_session(request: Request) -> AsyncIterator[Session]:
 
 @asynccontextmanager
 async def _transaction(request: Request, write: bool) -> AsyncIterator[Session]:
-    session = get_database(request).session(write=write)
+    session = get_database(request).request_session(write=write)
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(_close, session, False)
+        await _finish(session, commit=False)
         raise
-    await run_in_threadpool(_close, session, True)
+    await _finish(session, commit=True)
+
+
+async def _finish(session: Session, commit: bool) -> None:
+    if session.in_transaction():
+        await run_in_threadpool(_close, session, commit)
+    else:
+        session.close()  # never touched the database: nothing to send, no thread hop
 
 
 def _close(session: Session, commit: bool) -> None:

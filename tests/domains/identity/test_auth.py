@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from cityhub.domains.identity.models import Account, RefreshToken
+from cityhub.domains.identity.service import accounts
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.models import AuditRecord
+from cityhub.kernel.settings import clear_settings_cache
 from tests.factories import PASSWORD, bearer, build_town, make_user
 
 TOKEN_URL = "/api/v1/identity/token"
@@ -141,8 +144,24 @@ def test_access_token_cannot_be_used_as_refresh_token_and_garbage_is_401(client,
 def test_disabled_account_cannot_use_its_token(client, database, town) -> None:
     account, _person = make_user(database, "resident1", [("resident", town.community_a)])
     headers = bearer(client, "resident1")
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 200
     with database.unit_of_work() as session:
-        session.get(Account, account.id).is_active = False  # type: ignore[union-attr]
+        accounts.set_active(session, None, session.get(Account, account.id), False)
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 401
+
+
+def test_changes_made_elsewhere_apply_once_the_cached_principal_expires(
+    client, database, town, monkeypatch
+) -> None:
+    monkeypatch.setenv("CITYHUB_IDENTITY__PRINCIPAL_CACHE_SECONDS", "0.5")
+    clear_settings_cache()
+    account, _person = make_user(database, "resident1", [("resident", town.community_a)])
+    headers = bearer(client, "resident1")
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 200
+    with database.unit_of_work() as session:  # as another process would: no eviction here
+        session.get(Account, account.id).is_active = False
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 200
+    time.sleep(0.6)
     assert client.get("/api/v1/identity/me", headers=headers).status_code == 401
 
 

@@ -7,16 +7,19 @@ API callers present ``Authorization: Bearer <JWT>`` (people) or ``Authorization:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.identity.service.access import Principal, require
-from cityhub.domains.identity.service.accounts import principal_for_account, principal_from_access_token
+from cityhub.domains.identity.service.accounts import account_id_from_access_token, principal_for_account
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
+from cityhub.domains.identity.service.principals import principal_cache
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.security import hash_api_key
 from cityhub.kernel.settings import domain_settings
 from cityhub.kernel.web import DbSession, get_database
 
@@ -40,17 +43,35 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return None
 
 
-def optional_principal(request: Request, session: DbSession) -> Principal | None:
-    """The authenticated API caller, or None when no credentials were sent (bad ones still fail)."""
+async def optional_principal(request: Request, session: DbSession) -> Principal | None:
+    """The authenticated API caller, or None when no credentials were sent (bad ones still fail).
+
+    Async on purpose: a cached principal costs no thread hop; only a cache miss goes to the database.
+    """
     credentials = _credentials(request)
     if credentials is None:
         return None
     kind, value = credentials
+    ttl = identity_settings().principal_cache_seconds
     if kind == "bearer":
-        principal = principal_from_access_token(session, request.app.state.settings.secret_key, value)
+        account_id = account_id_from_access_token(request.app.state.settings.secret_key, value)
+        principal = await _cached(("account", account_id), ttl, principal_for_account, session, account_id)
     else:
-        principal = principal_from_api_key(session, value, get_database(request))
+        database = get_database(request)
+        principal = await _cached(
+            ("apikey", hash_api_key(value)), ttl, principal_from_api_key, session, value, database
+        )
     request.state.principal = principal
+    return principal
+
+
+async def _cached(
+    key: tuple[str, object], ttl: float, load: Callable[..., Principal], *args: Any
+) -> Principal:
+    principal = principal_cache.get(key, ttl)
+    if principal is None:
+        principal = await run_in_threadpool(load, *args)
+        principal_cache.put(key, principal, ttl)
     return principal
 
 
@@ -60,13 +81,14 @@ async def current_principal(principal: Annotated[Principal | None, Depends(optio
     return principal
 
 
-def page_principal(request: Request, session: DbSession) -> Principal | None:
+async def page_principal(request: Request, session: DbSession) -> Principal | None:
     """The logged-in page user from the signed session cookie, or None."""
     account_id = request.session.get(SESSION_ACCOUNT_KEY)
     if not isinstance(account_id, int):
         return None
+    ttl = identity_settings().principal_cache_seconds
     try:
-        principal = principal_for_account(session, account_id)
+        principal = await _cached(("account", account_id), ttl, principal_for_account, session, account_id)
     except Unauthorized:
         request.session.clear()
         return None

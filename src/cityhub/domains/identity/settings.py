@@ -20,6 +20,14 @@ class IdentitySettings(DomainSettings):
         5, ge=1, le=100, description="Failed logins in a row before the account locks."
     )
     lockout_minutes: int = Field(15, ge=1, le=1440, description="How long a locked account stays locked.")
+    principal_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a process may reuse who a caller is and which roles they hold without asking "
+        "the database. Changes made in the same process apply at once, others after at most this long; "
+        "0 turns the cache off.",
+    )
     card_token_seconds: int = Field(
         120,
         ge=10,

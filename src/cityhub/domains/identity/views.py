@@ -92,10 +92,12 @@ CONSENT_PURPOSES = {
 # --- page plumbing -------------------------------------------------------------------------------------
 
 
-def page_user(request: Request, session: DbSession) -> Principal | None:
+def page_user(
+    request: Request, session: DbSession, user: Annotated[Principal | None, Depends(page_principal)]
+) -> Principal | None:
     """The logged-in page user or None; also puts the city's name in the page header."""
     _remember_city(request, session)
-    return page_principal(request, session)
+    return user
 
 
 PageUser = Annotated[Principal | None, Depends(page_user)]

@@ -19,6 +19,7 @@ from cityhub.domains.identity.service.access import (
     require_all,
 )
 from cityhub.domains.identity.service.orgs import organization_unit_path, unit_ids_in_scope
+from cityhub.domains.identity.service.principals import forget_after_commit
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
@@ -228,20 +229,42 @@ def _decode(secret: str, token: str, token_type: str) -> dict[str, str]:
         raise Unauthorized(_("The token is not valid."), slug="invalid-token") from exc
 
 
-def principal_from_access_token(session: Session, secret: str, token: str) -> Principal:
+def account_id_from_access_token(secret: str, token: str) -> int:
+    """The account an access token speaks for; 401 when it is not a valid, unexpired access token."""
     claims = _decode(secret, token, "access")
-    return principal_for_account(session, int(claims["sub"]))
+    try:
+        return int(claims["sub"])
+    except ValueError as exc:
+        raise Unauthorized(_("The token is not valid."), slug="invalid-token") from exc
+
+
+def set_active(session: Session, actor: Principal | None, account: Account, active: bool) -> None:
+    """Enable or disable a login; a disabled account's tokens stop working at once in this process."""
+    account.is_active = active
+    forget_after_commit(session, "account", account.id)
+    audit.record(
+        session,
+        actor=actor.actor if actor else "system",
+        action="identity.account.enabled" if active else "identity.account.disabled",
+        object_type="account",
+        object_id=str(account.id),
+    )
 
 
 def principal_for_account(session: Session, account_id: int) -> Principal:
     """Account and grants in one query: read on every request so that revocations apply at once."""
-    rows = session.execute(
-        select(Account.username, Account.person_id, Account.is_active, *GRANT_COLUMNS)
-        .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
-        .outerjoin(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
-        .where(Account.id == account_id)
-        .order_by(RoleAssignment.id)
-    ).all()
+    # Core, not ORM, execution: this runs on every authenticated request and needs no identity map.
+    rows = (
+        session.connection()
+        .execute(
+            select(Account.username, Account.person_id, Account.is_active, *GRANT_COLUMNS)
+            .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
+            .outerjoin(OrgUnit, OrgUnit.id == RoleAssignment.org_unit_id)
+            .where(Account.id == account_id)
+            .order_by(RoleAssignment.id)
+        )
+        .all()
+    )
     if not rows or not rows[0].is_active:
         raise Unauthorized(_("This account is disabled."), slug="account-disabled")
     grants = grants_from_rows([row[3:] for row in rows if row.role is not None])
@@ -304,6 +327,7 @@ def grant_role(
     )
     session.add(assignment)
     session.flush()
+    forget_after_commit(session, "account", account.id)
     audit.record(
         session,
         actor=granter.actor if granter else "system",
@@ -339,6 +363,7 @@ def withdraw_role(session: Session, granter: Principal, assignment_id: int) -> N
     assert unit is not None
     require(granter, "identity.roles.manage", unit.path)
     session.delete(assignment)
+    forget_after_commit(session, "account", assignment.account_id)
     audit.record(
         session,
         actor=granter.actor,

@@ -19,6 +19,7 @@ from cityhub.domains.identity.service.access import (
     require_all,
 )
 from cityhub.domains.identity.service.orgs import organization_unit_path, unit_ids_in_scope
+from cityhub.domains.identity.service.principals import forget_after_commit
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import NotFound, Unauthorized, ValidationProblem
@@ -101,6 +102,7 @@ def revoke_key(session: Session, revoker: Principal, key_id: int) -> ApiKey:
     require(revoker, "identity.apikeys.manage", unit.path)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        forget_after_commit(session, "apikey", key.id)
         audit.record(
             session,
             actor=revoker.actor,
