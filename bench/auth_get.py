@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         "benchmark": "auth_get",
-        "resource": "GET /api/v1/identity/me (JWT bearer, account + roles read from the database)",
+        "resource": "GET /api/v1/identity/me (JWT bearer; principal cached up to 2 s, person row read per request)",
         "app_processes": args.workers,
         "connections": args.connections,
         "load_generator": "wrk, 1 thread, on the same 2-core machine",
