@@ -54,8 +54,10 @@ i18n: install ## extract messages and update the catalogues
 	$(BIN)/pybabel extract -F babel.cfg -o var/messages.pot --no-location --sort-output src
 	$(BIN)/pybabel update -i var/messages.pot -d src/cityhub/locale --no-fuzzy-matching --ignore-obsolete
 
-bench: install
+bench: install ## the benchmarks of docs/benchmarks.md (installs wrk with apt-get when missing)
+	@command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	$(BIN)/python bench/auth_get.py
+	$(BIN)/python bench/demo_ready.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
