@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         "benchmark": "auth_get",
-        "resource": "GET /api/v1/identity/me (JWT bearer; principal cached up to 2 s, person row read per request)",
+        "resource": "GET /api/v1/identity/me (bearer JWT; principal cached <= 2 s; person read each time)",
         "app_processes": args.workers,
         "connections": args.connections,
         "load_generator": "wrk, 1 thread, on the same 2-core machine",

@@ -229,3 +229,26 @@ def test_organizations_and_family_links(client, database) -> None:
         json={"guardian_id": daughter.id, "kind": "guardian"},
     )
     assert again.status_code == 409
+
+
+def test_cli_import_takes_children_before_parents_and_audits(database, settings, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cityhub.cli.main import app as cli
+
+    build_town(database)
+    units = tmp_path / "units.csv"
+    units.write_text(
+        "kind,code,name,parent_code\nhousehold,H-X,101室,B-X\nbuilding,B-X,新楼,Ma\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["orgs", "import", str(units)])
+    assert result.exit_code == 0, result.output
+    with database.reading() as session:
+        household = session.scalar(select(OrgUnit).where(OrgUnit.code == "H-X"))
+        assert household is not None and household.depth == 5
+        actions = session.scalars(select(AuditRecord.action)).all()
+        assert "identity.org_unit.imported" in actions
+    broken = tmp_path / "broken.csv"
+    broken.write_text("kind,code,name,parent_code\nbuilding,B-Y,楼,NOPE\n", encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["orgs", "import", str(broken)])
+    assert refused.exit_code == 1

@@ -142,10 +142,15 @@ def orgs_import(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False
         rows = orgs.read_import_file(path.name, path.read_bytes())
         with Progress(console=console) as progress, database.unit_of_work() as session:
             task = progress.add_task("importing", total=len(rows))
-            created = 0
-            for batch_start in range(0, len(rows), 500):
-                created += orgs.import_units(session, rows[batch_start : batch_start + 500])
-                progress.update(task, completed=min(len(rows), batch_start + 500))
+            created = orgs.import_units(session, rows, on_created=lambda: progress.advance(task))
+            audit.record(
+                session,
+                actor="system:cli",
+                action="identity.org_unit.imported",
+                object_type="org_unit",
+                object_id="*",
+                details={"created": created, "file": path.name},
+            )
     except Problem as problem:
         _fail(problem)
     console.print(f"[green]imported {created} org units[/] from {path}")

@@ -251,7 +251,12 @@ def _optional_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Authorizer | None = None) -> int:
+def import_units(
+    session: Session,
+    rows: Iterable[OrgUnitInput],
+    authorize: Authorizer | None = None,
+    on_created: Callable[[], None] | None = None,
+) -> int:
     """Insert rows parents-first (the file may list children before parents); all or nothing."""
     pending = list(rows)
     known = set(session.scalars(select(OrgUnit.code)))
@@ -268,6 +273,8 @@ def import_units(session: Session, rows: Iterable[OrgUnitInput], authorize: Auth
             create_unit(session, row, authorize)
             known.add(row.code)
             created += 1
+            if on_created is not None:
+                on_created()
         placed = {id(row) for row in ready}
         pending = [row for row in pending if id(row) not in placed]
     return created
