@@ -42,3 +42,9 @@ def fetch_page(session: Session, statement: Select[Any], params: PageParams) -> 
     total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
     rows = session.scalars(statement.limit(params.limit).offset(params.offset)).all()
     return list(rows), total
+
+
+def page_of(rows: list[Any], total: int, params: PageParams, model: type[ItemT]) -> Page[ItemT]:
+    """A page of wire models built from rows (``model`` validates from attributes)."""
+    validate = model.model_validate  # type: ignore[attr-defined]
+    return Page(items=[validate(row) for row in rows], total=total, limit=params.limit, offset=params.offset)

@@ -19,7 +19,7 @@ from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
-from cityhub.kernel.pagination import Page, Paging, fetch_page
+from cityhub.kernel.pagination import Page, Paging, fetch_page, page_of
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import public_key_pem
 from cityhub.kernel.web import (
@@ -32,7 +32,6 @@ from cityhub.kernel.web import (
 )
 
 router = APIRouter()
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 # --- tokens --------------------------------------------------------------------------------------------
@@ -209,12 +208,7 @@ def list_org_units(
     if kind:
         statement = statement.where(OrgUnit.kind == kind)
     rows, total = fetch_page(session, statement.order_by(OrgUnit.path), paging)
-    return Page(
-        items=[schemas.OrgUnitOut.model_validate(r) for r in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    return page_of(rows, total, paging, schemas.OrgUnitOut)
 
 
 def _visible_unit(session: DbSession, principal: Principal, unit_id: int, permission: str) -> OrgUnit:
@@ -260,19 +254,8 @@ def import_org_units(
     principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
     file: Annotated[UploadFile, File()],
 ) -> dict[str, int]:
-    content = file.file.read(MAX_IMPORT_BYTES + 1)
-    if len(content) > MAX_IMPORT_BYTES:
-        raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
-    rows = orgs.read_import_file(file.filename or "upload.csv", content)
-    created = orgs.import_units(session, rows, lambda path: require(principal, "identity.orgs.manage", path))
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.org_unit.imported",
-        object_type="org_unit",
-        object_id="*",
-        details={"created": created, "file": file.filename},
-    )
+    content = file.file.read(orgs.MAX_IMPORT_BYTES + 1)
+    created = orgs.import_file(session, principal, file.filename or "upload.csv", content)
     return {"created": created}
 
 
@@ -286,23 +269,8 @@ def list_people(
     principal: Annotated[Principal, Depends(require_permission("identity.people.read"))],
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[schemas.PersonOut]:
-    statement = people.people_in_scope(principal.scopes("identity.people.read"), q)
-    rows, total = fetch_page(session, statement, paging)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.people.listed",
-        object_type="person",
-        object_id="*",
-        purpose="administration",
-        details={"q": q, "count": len(rows)},
-    )
-    return Page(
-        items=[schemas.PersonOut.model_validate(r) for r in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    rows, total = people.list_people_audited(session, principal, q, paging)
+    return page_of(rows, total, paging, schemas.PersonOut)
 
 
 @router.get("/people/{person_id}", response_model=schemas.PersonOut, summary="One person (an audited read)")
@@ -314,17 +282,7 @@ def get_person(
         "administration"
     ),
 ) -> Person:
-    person = people.get_person(session, person_id)
-    require(principal, "identity.people.read", people.home_path(session, person))
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.person.read",
-        object_type="person",
-        object_id=str(person.id),
-        purpose=purpose,
-    )
-    return person
+    return people.read_person_audited(session, principal, person_id, purpose)
 
 
 @router.post("/people", response_model=schemas.PersonOut, status_code=status.HTTP_201_CREATED)
@@ -402,12 +360,7 @@ def list_organizations(
     if kind:
         statement = statement.where(Organization.kind == kind)
     rows, total = fetch_page(session, statement.order_by(Organization.id), paging)
-    return Page(
-        items=[schemas.OrganizationOut.model_validate(r) for r in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    return page_of(rows, total, paging, schemas.OrganizationOut)
 
 
 @router.post("/organizations", response_model=schemas.OrganizationOut, status_code=status.HTTP_201_CREATED)
@@ -478,12 +431,7 @@ def list_api_keys(
 ) -> Page[schemas.ApiKeyOut]:
     statement = apikeys.keys_in_scope(principal.scopes("identity.apikeys.manage"))
     rows, total = fetch_page(session, statement, paging)
-    return Page(
-        items=[schemas.ApiKeyOut.model_validate(r) for r in rows],
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-    )
+    return page_of(rows, total, paging, schemas.ApiKeyOut)
 
 
 @router.post("/api-keys", response_model=schemas.ApiKeyCreatedOut, status_code=status.HTTP_201_CREATED)

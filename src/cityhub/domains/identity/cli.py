@@ -139,17 +139,11 @@ def orgs_import(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False
     """Import org units from a CSV or GeoJSON file (all or nothing)."""
     database = _database()
     try:
-        rows = orgs.read_import_file(path.name, path.read_bytes())
+        content = path.read_bytes()
         with Progress(console=console) as progress, database.unit_of_work() as session:
-            task = progress.add_task("importing", total=len(rows))
-            created = orgs.import_units(session, rows, on_created=lambda: progress.advance(task))
-            audit.record(
-                session,
-                actor="system:cli",
-                action="identity.org_unit.imported",
-                object_type="org_unit",
-                object_id="*",
-                details={"created": created, "file": path.name},
+            task = progress.add_task("importing", total=None)
+            created = orgs.import_file(
+                session, _cli_principal("/"), path.name, content, on_created=lambda: progress.advance(task)
             )
     except Problem as problem:
         _fail(problem)

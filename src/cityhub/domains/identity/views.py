@@ -28,7 +28,7 @@ from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.domain import access_catalog
-from cityhub.kernel.errors import NotFound, Problem, Unauthorized, ValidationProblem
+from cityhub.kernel.errors import NotFound, Problem, Unauthorized
 from cityhub.kernel.i18n import get_locale
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
@@ -48,7 +48,6 @@ router = APIRouter()
 
 LOGIN_PATH = "/login"
 FLASH_KEY = "flash"
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
 ResultT = TypeVar("ResultT")
 
 LABELS: dict[str, dict[Any, Any]] = {
@@ -464,20 +463,8 @@ def import_org_units(
 
 
 def _import_units(session: Session, user: Principal, file: UploadFile) -> int:
-    content = file.file.read(MAX_IMPORT_BYTES + 1)
-    if len(content) > MAX_IMPORT_BYTES:
-        raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
-    rows = orgs.read_import_file(file.filename or "upload.csv", content)
-    created = orgs.import_units(session, rows, lambda path: require(user, "identity.orgs.manage", path))
-    audit.record(
-        session,
-        actor=user.actor,
-        action="identity.org_unit.imported",
-        object_type="org_unit",
-        object_id="*",
-        details={"created": created, "file": file.filename},
-    )
-    return created
+    content = file.file.read(orgs.MAX_IMPORT_BYTES + 1)
+    return orgs.import_file(session, user, file.filename or "upload.csv", content)
 
 
 # --- console: people -----------------------------------------------------------------------------------
@@ -492,17 +479,7 @@ def people_page(
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     require(user, "identity.people.read")
-    statement = people.people_in_scope(user.scopes("identity.people.read"), q)
-    rows, total = fetch_page(session, statement, paging)
-    audit.record(
-        session,
-        actor=user.actor,
-        action="identity.people.listed",
-        object_type="person",
-        object_id="*",
-        purpose="administration",
-        details={"q": q, "count": len(rows)},
-    )
+    rows, total = people.list_people_audited(session, user, q, paging)
     return _page(request, "identity/admin/people.html", {"page": _page_of(rows, total, paging), "q": q or ""})
 
 
@@ -516,17 +493,8 @@ def person_page(
 ) -> Response:
     """One person's record: an audited read, like the API's."""
     require(user, "identity.people.read")
-    person = people.get_person(session, person_id)
+    person = people.read_person_audited(session, user, person_id, purpose)
     home = session.get(OrgUnit, person.home_unit_id) if person.home_unit_id else None
-    require(user, "identity.people.read", home.path if home else "/")
-    audit.record(
-        session,
-        actor=user.actor,
-        action="identity.person.read",
-        object_type="person",
-        object_id=str(person.id),
-        purpose=purpose,
-    )
     account = session.scalar(select(Account).where(Account.person_id == person.id).limit(1))
     context = {"person": person, "home": home, "account": account, "purpose": purpose}
     return _page(request, "identity/admin/person.html", context)

@@ -13,7 +13,8 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, ORGANIZATION_KINDS, Organization, OrgUnit
-from cityhub.kernel import geo
+from cityhub.domains.identity.service.access import Principal, require
+from cityhub.kernel import audit, geo
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
@@ -245,6 +246,34 @@ def _from_geojson(text: str) -> Iterator[OrgUnitInput]:
             raise ValidationProblem(
                 _("Feature %(index)s lacks the property %(name)s.", index=index, name=str(exc)), feature=index
             ) from exc
+
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+def import_file(
+    session: Session,
+    principal: Principal,
+    filename: str,
+    content: bytes,
+    on_created: Callable[[], None] | None = None,
+) -> int:
+    """Import a CSV/GeoJSON upload where the principal may manage units; audited; all or nothing."""
+    if len(content) > MAX_IMPORT_BYTES:
+        raise ValidationProblem(_("The file is larger than 20 MB."), status=413, slug="too-large")
+    rows = read_import_file(filename, content)
+    created = import_units(
+        session, rows, lambda path: require(principal, "identity.orgs.manage", path), on_created
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.org_unit.imported",
+        object_type="org_unit",
+        object_id="*",
+        details={"created": created, "file": filename},
+    )
+    return created
 
 
 def _optional_text(value: object) -> str | None:

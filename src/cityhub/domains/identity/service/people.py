@@ -12,9 +12,12 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import FamilyLink, HouseholdMember, OrgUnit, Person
+from cityhub.domains.identity.service.access import Principal, require
 from cityhub.domains.identity.service.orgs import root_path, unit_ids_in_scope
+from cityhub.kernel import audit
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.pagination import PageParams, fetch_page
 
 HOUSEHOLD_RELATIONS = (
     "head",
@@ -130,6 +133,38 @@ def people_in_scope(scopes: list[str], q: str | None = None) -> Select[Person]:
             or_(Person.name.contains(q, autoescape=True), Person.phone.contains(q, autoescape=True))
         )
     return statement.order_by(Person.id)
+
+
+def list_people_audited(
+    session: Session, principal: Principal, q: str | None, params: PageParams
+) -> tuple[list[Person], int]:
+    """One page of the people the principal may see; the listing itself is recorded in the audit chain."""
+    rows, total = fetch_page(session, people_in_scope(principal.scopes("identity.people.read"), q), params)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.people.listed",
+        object_type="person",
+        object_id="*",
+        purpose="administration",
+        details={"q": q, "count": len(rows)},
+    )
+    return rows, total
+
+
+def read_person_audited(session: Session, principal: Principal, person_id: int, purpose: str) -> Person:
+    """A person's record for someone who may read it there, with the read and its purpose audited."""
+    person = get_person(session, person_id)
+    require(principal, "identity.people.read", home_path(session, person))
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.person.read",
+        object_type="person",
+        object_id=str(person.id),
+        purpose=purpose,
+    )
+    return person
 
 
 def add_to_household(session: Session, household: OrgUnit, person: Person, relation: str) -> HouseholdMember:
