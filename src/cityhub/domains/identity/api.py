@@ -232,20 +232,7 @@ def create_org_unit(
     session: DbSession,
     principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
 ) -> OrgUnit:
-    unit = orgs.create_unit(
-        session,
-        orgs.OrgUnitInput(**body.model_dump()),
-        lambda path: require(principal, "identity.orgs.manage", path),
-    )
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.org_unit.created",
-        object_type="org_unit",
-        object_id=str(unit.id),
-        details={"code": unit.code},
-    )
-    return unit
+    return orgs.add_unit(session, principal, orgs.OrgUnitInput(**body.model_dump()))
 
 
 @router.post("/org-units/import", summary="Import org units from CSV or GeoJSON (all or nothing)")

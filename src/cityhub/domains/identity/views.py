@@ -423,7 +423,7 @@ def create_org_unit(
         lon=lon,
         lat=lat,
     )
-    outcome = _attempt(session, lambda: _create_unit(session, user, data))
+    outcome = _attempt(session, lambda: orgs.add_unit(session, user, data))
     if isinstance(outcome, Problem):
         parent_id = orgs.get_unit_by_code(session, parent_code).id if parent_code else None
         context = _org_units_context(session, user, paging, parent_id, None)
@@ -433,19 +433,6 @@ def create_org_unit(
     return _redirect(
         f"/admin/org-units?parent_id={outcome.parent_id}" if outcome.parent_id else "/admin/org-units"
     )
-
-
-def _create_unit(session: Session, user: Principal, data: orgs.OrgUnitInput) -> OrgUnit:
-    unit = orgs.create_unit(session, data, lambda path: require(user, "identity.orgs.manage", path))
-    audit.record(
-        session,
-        actor=user.actor,
-        action="identity.org_unit.created",
-        object_type="org_unit",
-        object_id=str(unit.id),
-        details={"code": unit.code},
-    )
-    return unit
 
 
 @router.post("/admin/org-units/import", dependencies=[CsrfChecked])

@@ -116,6 +116,20 @@ def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | No
     return unit
 
 
+def add_unit(session: Session, principal: Principal, data: OrgUnitInput) -> OrgUnit:
+    """Create a unit where the principal may manage units, and record it in the audit chain."""
+    unit = create_unit(session, data, lambda path: require(principal, "identity.orgs.manage", path))
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.org_unit.created",
+        object_type="org_unit",
+        object_id=str(unit.id),
+        details={"code": unit.code},
+    )
+    return unit
+
+
 def _check_lengths(data: OrgUnitInput) -> None:
     limits = {"code": 64, "name": 200, "name_en": 200, "address": 400, "parent_code": 64}
     for field, limit in limits.items():
