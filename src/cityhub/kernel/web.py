@@ -126,6 +126,19 @@ async def verify_csrf(request: Request) -> None:
 CsrfChecked = Depends(verify_csrf)
 
 
+async def refuse_cross_site(request: Request) -> None:
+    """For GET pages with side effects (audited reads): a link on another site must not trigger them.
+
+    Browsers send Sec-Fetch-Site; a cross-site navigation carries the SameSite=Lax cookie, so without this a
+    foreign page could make an officer's browser write an audit record with a purpose of its choosing.
+    """
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise Forbidden(_("Open this page from within the platform."), slug="cross-site")
+
+
+SameSiteOnly = Depends(refuse_cross_site)
+
+
 def public_rate_limit(request: Request) -> None:
     """Limit anonymous use of public endpoints per client address (CITYHUB_RATE_LIMITS__PUBLIC)."""
     settings: Settings = request.app.state.settings

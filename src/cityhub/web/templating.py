@@ -48,9 +48,14 @@ def templates() -> Jinja2Templates:
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    merged = {"request": request, "user": getattr(request.state, "user", None), "locale": get_locale()}
+    user = getattr(request.state, "user", None)
+    merged = {"request": request, "user": user, "locale": get_locale()}
     merged.update(context or {})
-    return templates().TemplateResponse(request, name, merged, status_code=status_code)
+    response = templates().TemplateResponse(request, name, merged, status_code=status_code)
+    if user is not None:
+        # Pages of a signed-in user may show personal data or a secret shown once: never from a cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def render_error_page(request: Request, problem: Problem) -> HTMLResponse:

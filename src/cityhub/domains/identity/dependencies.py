@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from cityhub.domains.identity.service import page_sessions
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.domains.identity.service.accounts import account_id_from_access_token, principal_for_account
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
@@ -24,6 +26,8 @@ from cityhub.kernel.settings import domain_settings
 from cityhub.kernel.web import DbSession, get_database
 
 SESSION_ACCOUNT_KEY = "account_id"
+# The session key holding the page-session token; also the seed of the page's CSRF tokens.
+SESSION_TOKEN_KEY = "sid"  # noqa: S105 - a dictionary key, not a secret
 
 
 def identity_settings() -> IdentitySettings:
@@ -84,16 +88,24 @@ async def current_principal(principal: Annotated[Principal | None, Depends(optio
 async def page_principal(request: Request, session: DbSession) -> Principal | None:
     """The logged-in page user from the signed session cookie, or None."""
     account_id = request.session.get(SESSION_ACCOUNT_KEY)
-    if not isinstance(account_id, int):
+    token = request.session.get(SESSION_TOKEN_KEY)
+    if not isinstance(account_id, int) or not isinstance(token, str):
         return None
     ttl = identity_settings().principal_cache_seconds
+    key = ("page", hash_api_key(token))
     try:
-        principal = await _cached(("account", account_id), ttl, principal_for_account, session, account_id)
+        principal = await _cached(key, ttl, _principal_for_page_session, session, account_id, token)
     except Unauthorized:
         request.session.clear()
         return None
     request.state.user = principal
     return principal
+
+
+def _principal_for_page_session(session: Session, account_id: int, token: str) -> Principal:
+    if not page_sessions.is_live(session, account_id, token):
+        raise Unauthorized(_("Your session has ended; log in again."), slug="session-ended")
+    return principal_for_account(session, account_id)
 
 
 def require_permission(permission: str) -> Callable[[Principal], Awaitable[Principal]]:

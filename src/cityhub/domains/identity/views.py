@@ -7,7 +7,6 @@ are shown next to the form: the service call runs in a savepoint, so a refused c
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -21,9 +20,14 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity.dependencies import SESSION_ACCOUNT_KEY, identity_settings, page_principal
+from cityhub.domains.identity.dependencies import (
+    SESSION_ACCOUNT_KEY,
+    SESSION_TOKEN_KEY,
+    identity_settings,
+    page_principal,
+)
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, Account, ApiKey, OrgUnit, Person, RoleAssignment
-from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
+from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, page_sessions, people
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
@@ -39,6 +43,7 @@ from cityhub.kernel.web import (
     CsrfChecked,
     DbSession,
     DbWriteSession,
+    SameSiteOnly,
     client_address,
     get_database,
     render,
@@ -212,9 +217,11 @@ def login(
         )
     except Problem as problem:
         return _login_refused(request, problem, username, target)
+    with get_database(request).unit_of_work() as session:
+        token = page_sessions.start(session, account.id, settings.session_hours)
     request.session.clear()
     request.session[SESSION_ACCOUNT_KEY] = account.id
-    request.session["sid"] = secrets.token_urlsafe(16)  # a new session id, hence new CSRF tokens
+    request.session[SESSION_TOKEN_KEY] = token  # a new session id, hence new CSRF tokens
     return _redirect(target)
 
 
@@ -230,6 +237,11 @@ def _login_refused(request: Request, problem: Problem, username: str, target: st
 
 @router.post("/logout", dependencies=[CsrfChecked])
 def logout(request: Request) -> Response:
+    account_id = request.session.get(SESSION_ACCOUNT_KEY)
+    token = request.session.get(SESSION_TOKEN_KEY)
+    if isinstance(account_id, int) and isinstance(token, str):
+        with get_database(request).unit_of_work() as session:
+            page_sessions.end(session, account_id, token)
     request.session.clear()
     _flash(request, _("You have logged out."))
     return _redirect(LOGIN_PATH)
@@ -457,7 +469,7 @@ def _import_units(session: Session, user: Principal, file: UploadFile) -> int:
 # --- console: people -----------------------------------------------------------------------------------
 
 
-@router.get("/admin/people")
+@router.get("/admin/people", dependencies=[SameSiteOnly])
 def people_page(
     request: Request,
     user: SignedIn,
@@ -470,7 +482,7 @@ def people_page(
     return _page(request, "identity/admin/people.html", {"page": _page_of(rows, total, paging), "q": q or ""})
 
 
-@router.get("/admin/people/{person_id}")
+@router.get("/admin/people/{person_id}", dependencies=[SameSiteOnly])
 def person_page(
     request: Request,
     user: SignedIn,

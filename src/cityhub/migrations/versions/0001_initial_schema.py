@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 11:21:31.624607
+Create Date: 2026-11-22 12:10:01.510488
 """
 
 from __future__ import annotations
@@ -298,6 +298,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("prefix", name=op.f("uq_identity_api_key_prefix")),
     )
     op.create_table(
+        "identity_page_session",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", cityhub.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", cityhub.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", cityhub.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["identity_account.id"],
+            name=op.f("fk_identity_page_session_account_id_identity_account"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_identity_page_session")),
+    )
+    with op.batch_alter_table("identity_page_session", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_identity_page_session_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
         "identity_refresh_token",
         sa.Column("jti", sa.String(length=32), nullable=False),
         sa.Column("family", sa.String(length=32), nullable=False),
@@ -376,6 +394,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_identity_refresh_token_account_id"))
 
     op.drop_table("identity_refresh_token")
+    with op.batch_alter_table("identity_page_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_page_session_account_id"))
+
+    op.drop_table("identity_page_session")
     op.drop_table("identity_api_key")
     with op.batch_alter_table("identity_household_member", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identity_household_member_person_id"))

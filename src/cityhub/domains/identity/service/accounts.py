@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import Account, OrgUnit, Person, RefreshToken, RoleAssignment
+from cityhub.domains.identity.service import page_sessions
 from cityhub.domains.identity.service.access import (
     GRANT_COLUMNS,
     Principal,
@@ -80,14 +81,27 @@ def get_account(session: Session, account_id: int) -> Account:
 
 
 def authenticate(database: Database, settings: IdentitySettings, username: str, password: str) -> Account:
-    """Check a password in its own transaction, so a failed attempt is counted although we refuse it.
+    """Check a password, then record the outcome in its own short transaction.
 
-    Every refusal (unknown user, wrong password, locked or disabled account) is the same 401, so the answer
-    never tells an attacker which usernames exist or whether a guess hit a locked account.
+    The slow argon2 check runs outside any transaction, so on SQLite a burst of logins never holds the
+    database's write lock. The outcome is recorded even though a refusal is raised. Every refusal (unknown
+    user, wrong password, locked or disabled account) is the same 401, so answers reveal neither which
+    usernames exist nor that a lock was hit.
     """
+    with database.reading() as session:
+        row = session.execute(
+            select(Account.id, Account.password_hash).where(Account.username == username)
+        ).first()
+    if row is None:
+        verify_password(DUMMY_PASSWORD_HASH, password)  # same cost as a real check: no username probing
+        raise _bad_credentials()
+    password_ok = verify_password(row.password_hash, password)
+    new_hash = hash_password(password) if password_ok and password_needs_rehash(row.password_hash) else None
     with database.unit_of_work() as session:
-        account = session.scalar(select(Account).where(Account.username == username).with_for_update())
-        accepted = _check_login(session, settings, account, password)
+        account = session.get(Account, row.id, with_for_update=True)
+        if account is not None and account.password_hash != row.password_hash:
+            password_ok = False  # the password changed while we were checking the old one
+        accepted = _record_login(session, settings, account, password_ok, new_hash) if account else None
     if accepted is None:
         raise _bad_credentials()
     return accepted
@@ -100,14 +114,10 @@ def _bad_credentials() -> Unauthorized:
     )
 
 
-def _check_login(
-    session: Session, settings: IdentitySettings, account: Account | None, password: str
+def _record_login(
+    session: Session, settings: IdentitySettings, account: Account, password_ok: bool, new_hash: str | None
 ) -> Account | None:
-    if account is None:
-        verify_password(DUMMY_PASSWORD_HASH, password)  # same cost as a real check: no username probing
-        return None
     now = utcnow()
-    password_ok = verify_password(account.password_hash, password)  # always paid: no timing tell for locks
     if account.locked_until and account.locked_until > now:
         return None
     if not password_ok:
@@ -118,8 +128,8 @@ def _check_login(
     account.failed_logins = 0
     account.locked_until = None
     account.last_login_at = now
-    if password_needs_rehash(account.password_hash):
-        account.password_hash = hash_password(password)
+    if new_hash is not None:
+        account.password_hash = new_hash
     return account
 
 
@@ -241,6 +251,8 @@ def account_id_from_access_token(secret: str, token: str) -> int:
 def set_active(session: Session, actor: Principal | None, account: Account, active: bool) -> None:
     """Enable or disable a login; a disabled account's tokens stop working at once in this process."""
     account.is_active = active
+    if not active:
+        page_sessions.end_all(session, account.id)
     forget_after_commit(session, "account", account.id)
     audit.record(
         session,
@@ -276,6 +288,7 @@ def change_password(session: Session, account: Account, current: str, new: str) 
         raise Unauthorized(_("The current password is wrong."), slug="bad-credentials")
     validate_password(new)
     account.password_hash = hash_password(new)
+    page_sessions.end_all(session, account.id)
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None))
