@@ -191,3 +191,27 @@ def _occurred_at(database: Database, record_id: int) -> datetime:
 def _hash(database: Database, record_id: int) -> str:
     with database.reading() as session:
         return str(session.scalar(select(AuditRecord.hash).where(AuditRecord.id == record_id)))
+
+
+def test_unreadable_edits_are_reported_not_crashed(tmp_path) -> None:
+    """SQLite stores whatever text an attacker writes; verify must name the record, not raise."""
+    from sqlalchemy import text as sql
+
+    from cityhub.kernel import audit
+    from cityhub.kernel.db import Database
+    from cityhub.migrations import upgrade_engine
+
+    database = Database.from_url(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade_engine(database.engine)
+    with database.unit_of_work() as session:
+        for index in range(3):
+            audit.record(session, actor="system", action="test", object_type="thing", object_id=str(index))
+    for column, value in (("occurred_at", "2024-13-45"), ("details", "{not json")):
+        with database.engine.begin() as connection:
+            connection.execute(
+                sql(f"UPDATE kernel_audit_record SET {column} = :v WHERE id = 2"), {"v": value}
+            )
+        with database.reading() as session:
+            result = audit.verify(session)
+        assert not result.ok and result.broken_id == 2 and "cannot be read" in (result.reason or "")
+    database.dispose()

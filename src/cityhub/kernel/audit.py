@@ -143,12 +143,44 @@ def verify(session: Session) -> VerifyResult:
         select(AuditRecord.__table__).order_by(AuditRecord.id).execution_options(yield_per=VERIFY_BATCH)
     )
     expected_id, prev_hash, checked = 1, GENESIS_HASH, 0
-    for row in rows:
+    iterator = iter(rows)
+    while True:
+        try:
+            row = next(iterator)
+        except StopIteration:
+            break
+        except (ValueError, TypeError):
+            # An edit wrote a value the column type cannot read back (SQLite keeps any text); rows are
+            # decoded a batch at a time, so find the culprit one by one.
+            return _walk_one_by_one(session, head, expected_id, prev_hash, checked)
         problem = _check_link(row, expected_id, prev_hash, head)
         if problem:
             return VerifyResult(False, checked, row.id, problem)
         expected_id, prev_hash, checked = row.id + 1, row.hash, checked + 1
     return _check_end(checked, expected_id - 1, head)
+
+
+def _walk_one_by_one(
+    session: Session, head: Any, expected_id: int, prev_hash: str, checked: int
+) -> VerifyResult:
+    """The slow path after a batch failed to decode: row by row, still reporting the first broken link."""
+    columns = select(AuditRecord.__table__)
+    next_id = _id_from(session, expected_id)
+    while next_id is not None:
+        try:
+            row = session.execute(columns.where(AuditRecord.id == next_id)).one()
+        except (ValueError, TypeError) as exc:
+            return VerifyResult(False, checked, next_id, f"the record cannot be read (edited): {exc}")
+        problem = _check_link(row, expected_id, prev_hash, head)
+        if problem:
+            return VerifyResult(False, checked, row.id, problem)
+        expected_id, prev_hash, checked = row.id + 1, row.hash, checked + 1
+        next_id = _id_from(session, expected_id)
+    return _check_end(checked, expected_id - 1, head)
+
+
+def _id_from(session: Session, first: int) -> int | None:
+    return session.scalar(select(AuditRecord.id).where(AuditRecord.id >= first).order_by(AuditRecord.id))
 
 
 def _check_link(row: Any, expected_id: int, prev_hash: str, head: Any) -> str | None:
