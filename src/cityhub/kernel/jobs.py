@@ -133,6 +133,14 @@ class WorkSignal:
 work_signal = WorkSignal()
 
 
+@event.listens_for(Session, "before_commit")
+def _notify_other_processes(session: Session) -> None:
+    """NOTIFY once, in the outermost transaction: one sent inside a savepoint that later rolls back would
+    be discarded with it and leave other processes asleep until their next poll."""
+    if session.info.get(_WAKE_FLAG) and is_postgres(session):
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(_WAKE_FLAG, False):
@@ -191,15 +199,11 @@ def _insert_unless_duplicate(session: Session, values: dict[str, Any]) -> int | 
 
 
 def _wake_workers(session: Session) -> None:
-    """After commit: wake this process's runner (SQLite and PostgreSQL) and, via NOTIFY, other processes.
+    """Mark the transaction: at commit, NOTIFY other processes (PostgreSQL) and wake this process's runner.
 
     Once per transaction: the flag is cleared when the transaction ends.
     """
-    if session.info.get(_WAKE_FLAG):
-        return
     session.info[_WAKE_FLAG] = True
-    if is_postgres(session):
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def _is_due(now: datetime) -> Any:
