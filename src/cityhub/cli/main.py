@@ -29,6 +29,8 @@ def serve(
     """Serve the web app and APIs (database from CITYHUB_DATABASE_URL, default SQLite under ./var/)."""
     import uvicorn
 
+    from cityhub.cli.server import APP, ServerOptions, reuse_port_supported, serve_workers
+
     settings = get_settings()
     console.print(f"cityhub on [bold]http://{host}:{port}[/] — database {settings.resolved_database_url}")
     if workers > 1 and settings.rate_limits.storage_uri.startswith("memory://"):
@@ -36,8 +38,11 @@ def serve(
             "[yellow]rate limits are counted per process (memory://); set "
             "CITYHUB_RATE_LIMITS__STORAGE_URI=redis://... to share them[/]"
         )
+    options = ServerOptions(host, port, settings.log_level, settings.forwarded_allow_ips)
+    if workers > 1 and reuse_port_supported():
+        raise typer.Exit(serve_workers(options, workers))
     uvicorn.run(
-        "cityhub.web.asgi:app",
+        APP,
         host=host,
         port=port,
         workers=workers,
