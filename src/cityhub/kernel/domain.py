@@ -108,9 +108,5 @@ class AccessCatalog:
             )
         return self._by_role[role]
 
-    def roles_with(self, permission: str) -> frozenset[str]:
-        found = self.permissions.get(permission)
-        return frozenset(found.roles) if found else frozenset()
-
 
 access_catalog = AccessCatalog()

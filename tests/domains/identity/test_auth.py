@@ -243,3 +243,38 @@ def test_expired_api_key_is_refused(client, database, town) -> None:
     refused = client.get("/api/v1/identity/org-units", headers={"X-API-Key": created["key"]})
     assert refused.status_code == 401
     assert refused.json()["type"].endswith("/api-key-expired")
+
+
+def test_password_change_ends_other_sessions_and_tokens(client, database, town) -> None:
+    make_user(database, "resident1", [("resident", town.community_a)])
+    pair = client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).json()
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    wrong = client.post(
+        "/api/v1/identity/me/password",
+        headers=headers,
+        json={"current_password": "not-it-at-all", "new_password": "a-new-secret-42"},
+    )
+    assert wrong.status_code == 401
+    short = client.post(
+        "/api/v1/identity/me/password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
+    assert short.status_code == 422
+    changed = client.post(
+        "/api/v1/identity/me/password",
+        headers=headers,
+        json={"current_password": PASSWORD, "new_password": "a-new-secret-42"},
+    )
+    assert changed.status_code == 204
+    assert client.post(TOKEN_URL, data={"username": "resident1", "password": PASSWORD}).status_code == 401
+    assert (
+        client.post(TOKEN_URL, data={"username": "resident1", "password": "a-new-secret-42"}).status_code
+        == 200
+    )
+    reuse = client.post(
+        TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    )
+    assert reuse.status_code == 401, "refresh tokens issued before the change are revoked"
+    with database.reading() as session:
+        assert "identity.password.changed" in session.scalars(select(AuditRecord.action)).all()

@@ -103,6 +103,30 @@ def _own_person_id(principal: Principal) -> int:
     return principal.person_id
 
 
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, summary="Change my password")
+def change_my_password(
+    request: Request,
+    body: schemas.PasswordChangeIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> Response:
+    """Ends every other session of the account: page sessions and refresh tokens are revoked."""
+    enforce(settings.rate_limits.storage_uri, settings.rate_limits.login, "login", client_address(request))
+    if principal.kind != "account":
+        raise NotFound(_("This caller is not a person."))
+    account = accounts.get_account(session, principal.id)
+    accounts.change_password(session, account, body.current_password, body.new_password)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.password.changed",
+        object_type="account",
+        object_id=str(account.id),
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/me/household", response_model=schemas.HouseholdOut)
 def my_household(principal: CurrentPrincipal, session: DbSession) -> schemas.HouseholdOut:
     found = people.household_of(session, _own_person_id(principal))

@@ -23,6 +23,11 @@ class RefreshIn(BaseModel):
     refresh_token: str
 
 
+class PasswordChangeIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class GrantOut(BaseModel):
     role: str
     org_unit_id: int
