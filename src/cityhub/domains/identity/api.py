@@ -116,14 +116,7 @@ def change_my_password(
     if principal.kind != "account":
         raise NotFound(_("This caller is not a person."))
     account = accounts.get_account(session, principal.id)
-    accounts.change_password(session, account, body.current_password, body.new_password)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.password.changed",
-        object_type="account",
-        object_id=str(account.id),
-    )
+    accounts.change_password(session, account, body.current_password, body.new_password, principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -172,14 +165,7 @@ def my_card(principal: CurrentPrincipal, session: DbSession, settings: AppSettin
 @router.post("/card/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Invalidate all my card codes")
 def revoke_my_cards(principal: CurrentPrincipal, session: DbSession) -> Response:
     person = people.get_person(session, _own_person_id(principal))
-    card.revoke_cards(person)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.card.revoked",
-        object_type="person",
-        object_id=str(person.id),
-    )
+    card.revoke_cards(session, person, principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -337,18 +323,7 @@ def link_family(
 ) -> dict[str, int]:
     dependant = people.get_person(session, person_id)
     guardian = people.get_person(session, body.guardian_id)
-    for person in (dependant, guardian):
-        require(principal, "identity.people.manage", people.home_path(session, person))
-    link = people.link_family(session, guardian, dependant, body.kind)
-    session.flush()
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.family_link.created",
-        object_type="person",
-        object_id=str(dependant.id),
-        details={"guardian_id": guardian.id, "kind": body.kind},
-    )
+    link = people.link_family_audited(session, principal, guardian, dependant, body.kind)
     return {"id": link.id}
 
 
@@ -381,17 +356,7 @@ def create_organization(
     principal: Annotated[Principal, Depends(require_permission("identity.orgs.manage"))],
 ) -> Organization:
     unit = orgs.get_unit(session, body.org_unit_id)
-    require(principal, "identity.orgs.manage", unit.path)
-    organization = orgs.create_organization(session, body.kind, body.code, body.name, unit, body.name_en)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="identity.organization.created",
-        object_type="organization",
-        object_id=str(organization.id),
-        details={"code": body.code},
-    )
-    return organization
+    return orgs.create_organization(session, principal, body.kind, body.code, body.name, unit, body.name_en)
 
 
 # --- roles ---------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from cityhub.domains.identity.dependencies import (
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, Account, ApiKey, OrgUnit, Person, RoleAssignment
 from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, page_sessions, people
 from cityhub.domains.identity.service.access import Principal, require
-from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.domain import access_catalog
 from cityhub.kernel.errors import NotFound, Problem, Unauthorized
@@ -280,14 +279,7 @@ def card_code_fragment(
 @router.post("/me/card/revoke", dependencies=[CsrfChecked])
 def revoke_card(request: Request, user: SignedIn, session: DbSession) -> Response:
     person = people.get_person(session, _person_id(user))
-    card.revoke_cards(person)
-    audit.record(
-        session,
-        actor=user.actor,
-        action="identity.card.revoked",
-        object_type="person",
-        object_id=str(person.id),
-    )
+    card.revoke_cards(session, person, user.actor)
     _flash(request, _("All your earlier card codes are now invalid; the code below is new."))
     return _redirect("/me/card")
 

@@ -283,7 +283,8 @@ def principal_for_account(session: Session, account_id: int) -> Principal:
     return Principal("account", account_id, rows[0].username, rows[0].person_id, grants)
 
 
-def change_password(session: Session, account: Account, current: str, new: str) -> None:
+def change_password(session: Session, account: Account, current: str, new: str, actor: str) -> None:
+    """Replace the password after checking the current one; every other session and refresh token ends."""
     if not verify_password(account.password_hash, current):
         raise Unauthorized(_("The current password is wrong."), slug="bad-credentials")
     validate_password(new)
@@ -293,6 +294,13 @@ def change_password(session: Session, account: Account, current: str, new: str) 
         update(RefreshToken)
         .where(RefreshToken.account_id == account.id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="identity.password.changed",
+        object_type="account",
+        object_id=str(account.id),
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cityhub.domains.identity.models import Person
 from cityhub.domains.identity.service.people import mask_name
 from cityhub.domains.identity.settings import IdentitySettings
+from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import load_or_create_ed25519
@@ -121,9 +122,12 @@ def verify_card(token: str, public_key: Ed25519PublicKey, session: Session | Non
     return CardCheck(**{**check.__dict__, "revocation_checked": True})
 
 
-def revoke_cards(person: Person) -> None:
-    """Invalidate every card code issued so far (a lost or shared phone)."""
+def revoke_cards(session: Session, person: Person, actor: str) -> None:
+    """Invalidate every card code issued so far (a lost or shared phone); audited."""
     person.card_valid_after = utcnow()
+    audit.record(
+        session, actor=actor, action="identity.card.revoked", object_type="person", object_id=str(person.id)
+    )
 
 
 def qr_svg(token: str) -> str:

@@ -324,9 +324,16 @@ def import_units(
 
 
 def create_organization(
-    session: Session, kind: str, code: str, name: str, unit: OrgUnit, name_en: str | None = None
+    session: Session,
+    principal: Principal,
+    kind: str,
+    code: str,
+    name: str,
+    unit: OrgUnit,
+    name_en: str | None = None,
 ) -> Organization:
-    """A department, merchant, clinic, care provider or the operator, at home in an org unit."""
+    """A department, merchant, clinic, care provider or the operator, at home in an org unit; audited."""
+    require(principal, "identity.orgs.manage", unit.path)
     if kind not in ORGANIZATION_KINDS:
         raise ValidationProblem(_("Unknown organisation kind %(kind)s.", kind=kind), field="kind")
     if session.scalar(select(Organization.id).where(Organization.code == code)) is not None:
@@ -334,4 +341,12 @@ def create_organization(
     organization = Organization(kind=kind, code=code, name=name, name_en=name_en, org_unit_id=unit.id)
     session.add(organization)
     session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.organization.created",
+        object_type="organization",
+        object_id=str(organization.id),
+        details={"code": code},
+    )
     return organization

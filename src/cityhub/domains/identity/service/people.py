@@ -200,6 +200,25 @@ def link_family(session: Session, guardian: Person, dependant: Person, kind: str
     return link
 
 
+def link_family_audited(
+    session: Session, principal: Principal, guardian: Person, dependant: Person, kind: str
+) -> FamilyLink:
+    """Link two people the principal may manage, and record it in the audit chain."""
+    for person in (dependant, guardian):
+        require(principal, "identity.people.manage", home_path(session, person))
+    link = link_family(session, guardian, dependant, kind)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="identity.family_link.created",
+        object_type="person",
+        object_id=str(dependant.id),
+        details={"guardian_id": guardian.id, "kind": kind},
+    )
+    return link
+
+
 def household_of(session: Session, person_id: int) -> tuple[OrgUnit, list[tuple[Person, str]]] | None:
     """The person's household and its members with their relations."""
     household_id = session.scalar(
