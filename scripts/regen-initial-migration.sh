@@ -11,5 +11,6 @@ from cityhub.migrations import alembic_config
 command.revision(alembic_config(f"sqlite:///{sys.argv[1]}"), message="initial schema", autogenerate=True, rev_id="0001")
 PY
 rm -f "$db"
+sed -i "s/astext_type=Text()/astext_type=sa.Text()/g" src/cityhub/migrations/versions/0001_*.py
 .venv/bin/ruff format -q src/cityhub/migrations
 .venv/bin/ruff check -q --fix src/cityhub/migrations || true

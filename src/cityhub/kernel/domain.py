@@ -72,6 +72,8 @@ class Domain:
     api: str | None = None  # "module:router" mounted under /api/v1/<name>
     pages: str | None = None  # "module:router" of HTML pages
     extra_routers: tuple[str, ...] = ()  # standard APIs mounted at their own paths
+    # path prefix -> "module:function(request, problem) -> Response": a standard API's own error shape
+    error_renderers: Mapping[str, str] = field(default_factory=dict)
     cli: tuple[str, ...] = ()  # "module:typer_app" sub-commands, each named by its typer app
     models: str | None = None  # module imported so Alembic and the schema see the tables
     demo_seeder: str | None = None  # "module:function", called with a cityhub.kernel.demo.DemoContext

@@ -19,7 +19,7 @@ from cityhub.domains import check_domain_settings, load_models, manifests
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import resolve
 from cityhub.kernel.settings import Settings, get_settings
-from cityhub.web.errors import install_error_handlers
+from cityhub.web.errors import STANDARD_ERROR_RENDERERS, install_error_handlers
 from cityhub.web.middleware import RequestContextMiddleware
 from cityhub.web.templating import render
 
@@ -80,6 +80,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             app.include_router(resolve(manifest.api), prefix=f"/api/v1/{manifest.name}", tags=[manifest.name])
         for reference in manifest.extra_routers:
             app.include_router(resolve(reference))
+        for prefix, renderer in manifest.error_renderers.items():
+            STANDARD_ERROR_RENDERERS[prefix] = resolve(renderer)
         if manifest.pages:
             app.include_router(resolve(manifest.pages), include_in_schema=False)
     from cityhub.web.pages import router as shell_pages

@@ -1,1 +1,10 @@
-"""The NGSI-LD context hub domain: under construction, not yet installed (see ADR 0002)."""
+"""Context hub — the public face other domains may import.
+
+Other domains read and write NGSI-LD entities through these service calls (never the tables), and learn of
+changes by registering a change listener.
+"""
+
+from cityhub.domains.context.service.changes import EntityChange, EntitySnapshot, listen
+from cityhub.domains.context.service.tenants import TenantRef, find_tenant
+
+__all__ = ["EntityChange", "EntitySnapshot", "TenantRef", "find_tenant", "listen"]

@@ -19,7 +19,7 @@ from cityhub.domains.identity.service.consent import (
     has_consent,
     withdraw_consent,
 )
-from cityhub.domains.identity.service.orgs import get_unit, unit_containing, units_in_scope
+from cityhub.domains.identity.service.orgs import get_unit, get_unit_by_code, unit_containing, units_in_scope
 from cityhub.domains.identity.service.people import (
     dependants_of,
     get_person,
@@ -38,6 +38,7 @@ __all__ = [
     "dependants_of",
     "get_person",
     "get_unit",
+    "get_unit_by_code",
     "grant_consent",
     "guardians_of",
     "has_consent",

@@ -436,3 +436,19 @@ def _arc_distance_m(point: Position, start: Position, end: Position) -> float:
     if _dot(_cross(a, foot), n) >= 0 and _dot(_cross(foot, b), n) >= 0:
         return abs(math.asin(max(-1.0, min(1.0, offset)))) * EARTH_RADIUS_M
     return min(haversine_m(*point, *start), haversine_m(*point, *end))
+
+
+def is_geometry(geometry: Any) -> bool:
+    """Whether a value is a GeoJSON geometry a GeoProperty may hold (the six supported types, well formed)."""
+    return isinstance(geometry, Mapping) and _target(geometry) is not None
+
+
+def geometry_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """``(min_lon, min_lat, max_lon, max_lat)`` of a geometry, or None when it is not a valid one."""
+    target = _target(geometry)
+    if target is None:
+        return None
+    vertices = _vertices(*target)
+    lons = [vertex[0] for vertex in vertices]
+    lats = [vertex[1] for vertex in vertices]
+    return min(lons), min(lats), max(lons), max(lats)

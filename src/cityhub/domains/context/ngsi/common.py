@@ -1,0 +1,208 @@
+"""What every NGSI-LD route shares: the error-translating route class, the request's tenant, caller and
+@context, body parsing, and responses compacted with the requester's context.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from cityhub.domains.context.errors import BadRequestData, InvalidRequest, from_context_error
+from cityhub.domains.context.jsonld import (
+    ContextResolver,
+    JsonLdContextError,
+    TermMapper,
+    context_link_header,
+    request_context,
+    response_format,
+)
+from cityhub.domains.context.jsonld.negotiation import GEO_JSON, JSON_LD
+from cityhub.domains.context.query.geoquery import GeoQueryError
+from cityhub.domains.context.query.qlang import QuerySyntaxError
+from cityhub.domains.context.service.tenants import TenantRef, authorize, check_tenant_name, find_tenant
+from cityhub.domains.context.settings import ContextSettings
+from cityhub.domains.identity import CurrentPrincipal, Principal
+from cityhub.kernel.settings import Settings, domain_settings
+from cityhub.kernel.web import DbSession
+
+TENANT_HEADER = "NGSILD-Tenant"
+MAX_BODY_BYTES = 8_000_000
+
+READ = "context.entities.read"
+WRITE = "context.entities.write"
+SUBSCRIBE = "context.subscriptions.manage"
+MANAGE_CONTEXTS = "context.contexts.manage"
+
+
+class NgsiRoute(APIRoute):
+    """Turns the query/geo/@context modules' exceptions into NGSI-LD problems for every route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def translated(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except JsonLdContextError as exc:
+                raise from_context_error(exc) from None
+            except QuerySyntaxError as exc:
+                raise BadRequestData(f"invalid q: {exc}") from None
+            except GeoQueryError as exc:
+                raise BadRequestData(f"invalid geo-query: {exc}") from None
+
+        return translated
+
+
+_resolvers: dict[str, ContextResolver] = {}
+_resolver_lock = threading.Lock()
+
+
+def resolver_for(settings: Settings) -> ContextResolver:
+    """The process's @context resolver for these settings (one per var_dir, shared by every request)."""
+    key = str(settings.var_dir)
+    resolver = _resolvers.get(key)
+    if resolver is None:
+        with _resolver_lock:
+            resolver = _resolvers.get(key)
+            if resolver is None:
+                resolver = ContextResolver.from_settings(settings, domain_settings(ContextSettings))
+                _resolvers[key] = resolver
+    return resolver
+
+
+def get_resolver(request: Request) -> ContextResolver:
+    return resolver_for(request.app.state.settings)
+
+
+Resolver = Annotated[ContextResolver, Depends(get_resolver)]
+
+
+def tenant_name(request: Request) -> str:
+    return check_tenant_name(request.headers.get(TENANT_HEADER))
+
+
+@dataclass
+class Call:
+    """One NGSI-LD request: who calls, in which tenant, with which @context, answering in which format."""
+
+    request: Request
+    principal: Principal
+    tenant: TenantRef
+    resolver: ContextResolver
+    mapper: TermMapper
+    media_type: str
+    context_in_body: bool
+
+    def expand(self, name: str) -> str:
+        return self.mapper.expand_term(name)
+
+    def expand_all(self, names: Iterable[str]) -> list[str]:
+        return [self.mapper.expand_term(name) for name in names]
+
+    def compact(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        return self.mapper.compact_entity(document)
+
+    def respond(
+        self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        """JSON in the negotiated media type; the @context in the body (JSON-LD) or a Link header."""
+        headers = dict(headers or {})
+        context = self.mapper.context
+        if self.context_in_body:
+            body_context = context.body_context
+            if isinstance(content, list):
+                content = [{"@context": body_context, **item} for item in content]
+            elif isinstance(content, dict):
+                content = {"@context": body_context, **content}
+        else:
+            link = context.link_url or context.core_url
+            headers["Link"] = context_link_header(link)
+        return JSONResponse(content, status_code=status_code, media_type=self.media_type, headers=headers)
+
+
+def _mapper_for(resolver: ContextResolver, context: Any) -> TermMapper:
+    return resolver.mapper(context)
+
+
+async def read_body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequestData(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        raise InvalidRequest("the request has no body")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _build_call(
+    request: Request,
+    principal: Principal,
+    session: Any,
+    resolver: ContextResolver,
+    permission: str,
+    *,
+    body: Any = None,
+    write: bool,
+    offers: tuple[str, ...] = ("application/json", JSON_LD),
+) -> Call:
+    tenant = find_tenant(session, tenant_name(request), create=write)
+    authorize(principal, permission, tenant)
+    context = request_context(request.headers.get("content-type"), request.headers.get("link"), body)
+    chosen = response_format(request.headers.get("accept"), offers)
+    mapper = _mapper_for(resolver, context.context if context.source != "core" else None)
+    return Call(request, principal, tenant, resolver, mapper, chosen.media_type, chosen.context_in_body)
+
+
+def read_call(permission: str = READ, offers: tuple[str, ...] = ("application/json", JSON_LD, GEO_JSON)):  # type: ignore[no-untyped-def]
+    """A dependency for GET routes: tenant must exist (default excepted), the caller may read it."""
+
+    def dependency(
+        request: Request, principal: CurrentPrincipal, session: DbSession, resolver: Resolver
+    ) -> Call:
+        return _build_call(request, principal, session, resolver, permission, write=False, offers=offers)
+
+    return Depends(dependency)
+
+
+def write_call(permission: str = WRITE, *, with_body: bool = True):  # type: ignore[no-untyped-def]
+    """A dependency for writes: parses the JSON body (``Call.request.state.body``), creates the tenant."""
+
+    async def dependency(
+        request: Request, principal: CurrentPrincipal, session: DbSession, resolver: Resolver
+    ) -> Call:
+        body = await read_body(request) if with_body else None
+        request.state.body = body
+        return await run_in_threadpool(
+            _build_call, request, principal, session, resolver, permission, body=body, write=True
+        )
+
+    return Depends(dependency)
+
+
+def body_of(call: Call) -> Any:
+    return call.request.state.body
+
+
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated query parameter as a list (empty items dropped)."""
+    if not value:
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def options_of(value: str | None, allowed: Iterable[str]) -> set[str]:
+    options = set(split_list(value))
+    unknown = options - set(allowed)
+    if unknown:
+        raise BadRequestData(f"unknown options: {', '.join(sorted(unknown))}")
+    return options

@@ -1,0 +1,129 @@
+"""NGSI-LD tenants: created on first write, unknown on read (``NonexistentTenant``), optionally tied to an org
+unit whose subtree scopes who may use them."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cityhub.domains.context.errors import BadRequestData, NonexistentTenant
+from cityhub.domains.context.models import Tenant
+from cityhub.domains.identity import Principal, get_unit, require
+from cityhub.kernel.db import utcnow
+from cityhub.kernel.errors import Forbidden
+from cityhub.kernel.i18n import gettext as _
+
+DEFAULT_TENANT = ""
+MAX_TENANT_NAME = 128
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    id: int
+    name: str
+    org_path: str | None  # the tied org unit's subtree path; None for an untied tenant
+
+
+# The default tenant before anything was written: reads find nothing rather than creating it.
+EMPTY_DEFAULT_TENANT = TenantRef(0, DEFAULT_TENANT, None)
+
+# Tenant rows never change identity once created, so name -> ref is cached per engine (a test's fresh database
+# gets a fresh engine, and so a fresh cache).
+_cache: weakref.WeakKeyDictionary[Any, dict[str, TenantRef]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _refs(session: Session) -> dict[str, TenantRef]:
+    bind = session.get_bind()
+    refs = _cache.get(bind)
+    if refs is None:
+        with _cache_lock:
+            refs = _cache.setdefault(bind, {})
+    return refs
+
+
+def check_tenant_name(name: str | None) -> str:
+    if name is None or name == "":
+        return DEFAULT_TENANT
+    if len(name) > MAX_TENANT_NAME or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise BadRequestData(f"invalid NGSILD-Tenant {name!r}: use letters, digits, '-', '_' or '.'")
+    return name
+
+
+def find_tenant(session: Session, name: str, *, create: bool) -> TenantRef:
+    """The tenant named ``name``; created when ``create`` (a write), else NonexistentTenant."""
+    refs = _refs(session)
+    ref = refs.get(name)
+    if ref is not None:
+        return ref
+    ref = _load(session, name)
+    if ref is None:
+        if not create:
+            if name == DEFAULT_TENANT:
+                return EMPTY_DEFAULT_TENANT
+            raise NonexistentTenant(f"tenant {name!r} does not exist")
+        return _create(session, name)  # cached once committed and loaded again: a rollback may undo it
+    refs[name] = ref
+    return ref
+
+
+def _load(session: Session, name: str) -> TenantRef | None:
+    row = session.execute(select(Tenant.id, Tenant.org_unit_id).where(Tenant.name == name)).first()
+    if row is None:
+        return None
+    return TenantRef(row.id, name, _unit_path(session, row.org_unit_id))
+
+
+def _unit_path(session: Session, org_unit_id: int | None) -> str | None:
+    if org_unit_id is None:
+        return None
+    return get_unit(session, org_unit_id).path
+
+
+def _create(session: Session, name: str, org_unit_id: int | None = None) -> TenantRef:
+    try:
+        with session.begin_nested():
+            tenant = Tenant(name=name, org_unit_id=org_unit_id, created_at=utcnow())
+            session.add(tenant)
+            session.flush()
+    except IntegrityError:  # another request created it first
+        existing = _load(session, name)
+        assert existing is not None
+        return existing
+    return TenantRef(tenant.id, name, _unit_path(session, org_unit_id))
+
+
+def tie_tenant(session: Session, name: str, org_unit_id: int | None) -> TenantRef:
+    """Create or re-tie a tenant to an org unit (None unties it); the operator's command."""
+    name = check_tenant_name(name)
+    tenant = session.scalars(select(Tenant).where(Tenant.name == name)).first()
+    if tenant is None:
+        ref = _create(session, name, org_unit_id)
+    else:
+        tenant.org_unit_id = org_unit_id
+        session.flush()
+        ref = TenantRef(tenant.id, name, _unit_path(session, org_unit_id))
+    _cache.clear()  # every engine of this process: the tie changed
+    return ref
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+def authorize(principal: Principal, permission: str, tenant: TenantRef) -> None:
+    """A tied tenant needs the permission over its org unit; an untied one over a whole tree (a root unit)."""
+    if tenant.org_path is not None:
+        require(principal, permission, tenant.org_path)
+        return
+    if not any(path.count("/") == 2 for path in principal.scopes(permission)):
+        raise Forbidden(
+            _("You do not have the permission %(permission)s here.", permission=permission),
+            permission=permission,
+        )

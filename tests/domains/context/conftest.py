@@ -1,0 +1,89 @@
+"""Fixtures of the context hub tests: an NGSI-LD client holding an API key over the whole demo town."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityhub.domains.identity import Grant, Principal
+from cityhub.domains.identity.service import apikeys
+from cityhub.kernel.db import Database
+from cityhub.kernel.domain import access_catalog
+from tests.factories import Town, build_town
+
+CONTEXT_PERMISSIONS = (
+    "context.entities.read",
+    "context.entities.write",
+    "context.subscriptions.manage",
+    "context.contexts.manage",
+    "context.tenants.manage",
+)
+LD = "application/ld+json"
+CORE_LINK = (
+    "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; "
+    'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+)
+
+
+def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], unit: Any = None) -> str:
+    """A real API key (through the identity service) holding ``permissions`` over ``unit`` (the city)."""
+    unit = unit or town.city
+    creator = Principal(
+        "system",
+        0,
+        "tests",
+        None,
+        (Grant("operator", unit.id, unit.path, None, frozenset({*permissions, "identity.apikeys.manage"})),),
+    )
+    with database.unit_of_work() as session:
+        _key, secret = apikeys.create_key(
+            session, creator, name="test gateway", permissions=list(permissions), org_unit=session.merge(unit)
+        )
+    return secret
+
+
+class NgsiClient:
+    """A TestClient bound to /ngsi-ld/v1 with an API key; ``tenant`` sets NGSILD-Tenant."""
+
+    def __init__(self, client: TestClient, key: str) -> None:
+        self.client = client
+        self.headers = {"X-API-Key": key}
+
+    def request(self, method: str, path: str, *, tenant: str | None = None, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        if tenant is not None:
+            headers["NGSILD-Tenant"] = tenant
+        return self.client.request(method, "/ngsi-ld/v1" + path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def create(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+        response = self.post("/entities", json=entity, **kwargs)
+        assert response.status_code == 201, response.text
+        return response
+
+
+@pytest.fixture
+def town(database: Database) -> Town:
+    return build_town(database)
+
+
+@pytest.fixture
+def ngsi(client: TestClient, database: Database, town: Town) -> NgsiClient:
+    assert "context.entities.read" in access_catalog.permissions
+    return NgsiClient(client, api_key_for(database, town, CONTEXT_PERMISSIONS))
