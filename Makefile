@@ -9,7 +9,7 @@ PORT ?= 8000
 SIZE ?= small
 SEED ?= 42
 
-.PHONY: demo test install serve migrate lint typecheck i18n bench clean browser services
+.PHONY: demo test install interop serve migrate lint typecheck i18n bench clean browser services
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cityhub needs Python 3.11"'
@@ -21,6 +21,14 @@ $(STAMP): requirements.lock pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
+
+INTEROP := .venv-interop
+$(INTEROP)/.installed: requirements-interop.lock
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install --disable-pip-version-check -q -r requirements-interop.lock
+	touch $@
+
+interop: $(INTEROP)/.installed ## the separate virtualenv of the real NGSI-LD clients used by tests/interop
 
 migrate: install
 	$(BIN)/cityhub migrate
@@ -40,7 +48,7 @@ browser: ## Debian's Chromium and a CJK font for the browser tests (root on Debi
 services: ## start PostgreSQL and Mosquitto when they are installed but not running
 	@bash scripts/ensure-services.sh
 
-test: install browser services ## the whole suite: lint, types, import contracts, both databases, browser
+test: install interop browser services ## the whole suite: lint, types, import contracts, both databases, browser
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
@@ -60,4 +68,4 @@ bench: install ## the benchmarks of docs/benchmarks.md (installs wrk with apt-ge
 	$(BIN)/python bench/demo_ready.py
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache $(INTEROP)

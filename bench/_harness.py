@@ -134,14 +134,21 @@ LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def run_wrk(
-    url: str, headers: dict[str, str], seconds: int, connections: int, threads: int = 1
+    url: str,
+    headers: dict[str, str],
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    script: Path | None = None,
 ) -> dict[str, float]:
-    """Requests/s and latency percentiles (ms) from wrk --latency."""
+    """Requests/s and latency percentiles (ms) from wrk --latency (``script``: a wrk Lua request script)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk (make bench does it)")
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout

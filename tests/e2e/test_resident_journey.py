@@ -6,22 +6,18 @@ Screenshots land in test-artifacts/ (phone 390x844 and desktop 1280x800) for a h
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cityhub.domains import load_models
 from cityhub.kernel.db import Database
 from tests.factories import PASSWORD, build_town
+from tests.live_server import CITYHUB, live_server, server_env
 from tests.web.factories import seed_family
 
 pytestmark = pytest.mark.e2e
@@ -39,29 +35,15 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-STARTUP_SECONDS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _server_env(tmp: Path) -> dict[str, str]:
-    database_url = f"sqlite:///{tmp / 'e2e.db'}"
-    return {
-        **os.environ,
-        "CITYHUB_ENV": "test",
-        "CITYHUB_DATABASE_URL": database_url,
-        "CITYHUB_VAR_DIR": str(tmp),
-    }
+    return server_env(f"sqlite:///{tmp / 'e2e.db'}", tmp)
 
 
 def _seed(env: dict[str, str]) -> None:
     """Migrate with the real CLI, then add a town and the resident's family through the services."""
-    cli = Path(sys.executable).parent / "cityhub"
-    subprocess.run([str(cli), "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([str(CITYHUB), "migrate"], env=env, check=True, capture_output=True, timeout=120)
     load_models()
     database = Database.from_url(env["CITYHUB_DATABASE_URL"])
     try:
@@ -70,36 +52,13 @@ def _seed(env: dict[str, str]) -> None:
         database.dispose()
 
 
-def _wait_until_ready(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    tail = log.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"the server on {base_url} did not get ready (exit code {server.poll()}):\n{tail}")
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("e2e")
     env = _server_env(tmp)
     _seed(env)
-    port = _free_port()
-    cli = Path(sys.executable).parent / "cityhub"
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([str(cli), "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_ready(url, server, log_path)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with live_server(env, tmp / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,9 @@ class Domain:
     extra_routers: tuple[str, ...] = ()  # standard APIs mounted at their own paths
     # path prefix -> "module:function(request, problem) -> Response": a standard API's own error shape
     error_renderers: Mapping[str, str] = field(default_factory=dict)
+    # "module:Class" of pure ASGI middleware, Class(app), run inside the platform's request-id, locale and
+    # session middleware: for a standard API's hot path that must skip routing
+    asgi_middleware: tuple[str, ...] = ()
     cli: tuple[str, ...] = ()  # "module:typer_app" sub-commands, each named by its typer app
     models: str | None = None  # module imported so Alembic and the schema see the tables
     demo_seeder: str | None = None  # "module:function", called with a cityhub.kernel.demo.DemoContext

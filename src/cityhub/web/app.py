@@ -63,6 +63,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.render = render  # domains render pages through cityhub.kernel.web.render
     install_error_handlers(app)
 
+    # Added first, so they run innermost: after request id, locale and session, before routing.
+    for manifest in manifests():
+        for reference in manifest.asgi_middleware:
+            app.add_middleware(resolve(reference))
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

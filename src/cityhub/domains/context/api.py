@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cityhub.domains.context.ingest import api as ingest_api
 from cityhub.domains.context.schemas import TenantOut, TenantTie
 from cityhub.domains.context.service import tenants
 from cityhub.domains.context.service.tenants import check_tenant_name
@@ -12,6 +13,7 @@ from cityhub.kernel.audit import record
 from cityhub.kernel.web import DbSession
 
 router = APIRouter()
+router.include_router(ingest_api.router)
 
 MANAGE_TENANTS = "context.tenants.manage"
 

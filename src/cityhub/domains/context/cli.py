@@ -1,7 +1,10 @@
-"""Context hub commands: `cityhub context tenants|tie`."""
+"""Context hub commands: `cityhub context tenants|tie|mqtt-bridge`."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -9,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cityhub.domains.context.service import tenants
+from cityhub.domains.context.settings import ContextSettings
 from cityhub.domains.identity import get_unit_by_code
 from cityhub.kernel import audit
 from cityhub.kernel.db import Database
-from cityhub.kernel.settings import get_settings
+from cityhub.kernel.settings import domain_settings, get_settings
 
 console = Console()
 context_app = typer.Typer(name="context", help="The NGSI-LD context hub.", no_args_is_help=True)
@@ -54,3 +58,17 @@ def tie(
             details={"org_unit_id": unit_id},
         )
     console.print(f"tenant {name or '(default)'} tied to {org or 'no org unit'}")
+
+
+@context_app.command("mqtt-bridge")
+def mqtt_bridge() -> None:
+    """Store readings published to the MQTT broker (CITYHUB_CONTEXT__MQTT_*) until SIGTERM or Ctrl-C."""
+    from cityhub.domains.context.ingest.mqtt import run_bridge
+
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda _number, _frame: stop.set())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    section = domain_settings(ContextSettings)
+    console.print(f"MQTT bridge: {section.mqtt_url}, topics {section.mqtt_topic_prefix}/#")
+    run_bridge(get_settings(), section, stop)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from cityhub.domains.context.settings import ContextSettings
-from cityhub.kernel.domain import Domain, Permission, Role, Tile
+from cityhub.kernel.domain import Domain, PeriodicJob, Permission, Role, Tile
 from cityhub.kernel.i18n import lazy_gettext as _l
 
 MANIFEST = Domain(
@@ -14,11 +16,25 @@ MANIFEST = Domain(
     pages="cityhub.domains.context.views:router",
     extra_routers=("cityhub.domains.context.ngsi:router",),
     error_renderers={"/ngsi-ld/": "cityhub.domains.context.errors:render_ngsi_error"},
+    asgi_middleware=("cityhub.domains.context.ngsi.fastpath:AttributePatchFastPath",),
     cli=("cityhub.domains.context.cli:context_app",),
     models="cityhub.domains.context.models",
     demo_seeder="cityhub.domains.context.demo:seed",
     settings=ContextSettings,
     roles=(Role("iot_gateway", _l("IoT gateway")),),
+    job_handlers={"context.notifications.deliver": "cityhub.domains.context.subscriptions.delivery:deliver"},
+    periodic_jobs=(
+        PeriodicJob(
+            "context.notifications.sweep",
+            timedelta(seconds=15),
+            "cityhub.domains.context.subscriptions.delivery:sweep",
+        ),
+        PeriodicJob(
+            "context.ingest.prune_receipts",
+            timedelta(hours=1),
+            "cityhub.domains.context.ingest.telemetry:prune",
+        ),
+    ),
     permissions=(
         Permission(
             "context.entities.read",

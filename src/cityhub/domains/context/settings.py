@@ -77,6 +77,63 @@ class ContextSettings(DomainSettings):
         description="How many levels of contexts that reference other context URLs are followed before the "
         "@context is refused as invalid.",
     )
+    map_tile_url: str = Field(
+        "",
+        max_length=500,
+        description="Tile URL template of the operator page's map, e.g. "
+        "https://tiles.example.city/{z}/{x}/{y}.png (the city's own tile server). Empty: the map shows the "
+        "entities without a base map, so the page works offline.",
+    )
+    map_tile_attribution: str = Field(
+        "", max_length=500, description="Attribution text shown on the map for the tiles of map_tile_url."
+    )
+
+    mqtt_url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        pattern=r"^mqtts?://[^/:]+(:\d+)?/?$",
+        description="The MQTT broker the bridge (`cityhub context mqtt-bridge`) subscribes to: "
+        "mqtt://host:port, or mqtts://host:port for TLS.",
+    )
+    mqtt_topic_prefix: str = Field(
+        "cityhub",
+        pattern=r"^[^#+]+$",
+        description="First level(s) of every ingest topic: <prefix>/<tenant or _>/<type>/<entity id>/attrs "
+        "or .../telemetry, and <prefix>/<tenant or _>/bulk.",
+    )
+    mqtt_client_id: str = Field(
+        "cityhub-context-bridge",
+        min_length=1,
+        description="MQTT client id of the bridge. Its persistent session keeps unacknowledged readings "
+        "while the bridge is down, so keep it stable; two bridges need two ids (and shared subscriptions).",
+    )
+    mqtt_username: str | None = Field(None, description="User name the bridge logs in to the broker with.")
+    mqtt_password: str | None = Field(None, description="Password the bridge logs in to the broker with.")
+    mqtt_session_expiry_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="How long the broker keeps the bridge's session (and queues its readings) while the "
+        "bridge is disconnected.",
+    )
+    mqtt_batch_size: int = Field(
+        500,
+        ge=1,
+        le=65_535,
+        description="Most MQTT messages stored in one transaction; each is acknowledged after the commit.",
+    )
+    mqtt_batch_wait_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=10,
+        description="Longest wait for more messages before a partial batch is committed.",
+    )
+
+    ingest_receipt_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="How long the message ids of telemetry messages (HTTP and MQTT) are remembered to "
+        "recognise redeliveries; a message sent again later than that is stored again.",
+    )
 
     def cache_directory(self, settings: Settings) -> Path | None:
         """Where downloaded contexts are kept on disk, or None when the disk cache is off."""

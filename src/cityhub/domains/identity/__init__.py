@@ -1,17 +1,20 @@
 """Identity & access — the public face other domains may import.
 
-Use these to authenticate callers and check permissions in routes, to ask for consent, to find the org
-unit of a location, and to resolve people and households by id.
+Use these to authenticate callers and check permissions in routes (``SignedIn``: a page's logged-in user;
+anonymous visitors are sent to the login page), to ask for consent, to find the org unit of a location, and
+to resolve people and households by id.
 """
 
 from cityhub.domains.identity.dependencies import (
     CurrentPrincipal,
+    cached_principal,
     current_principal,
     optional_principal,
     page_principal,
     require_permission,
 )
 from cityhub.domains.identity.service.access import Grant, Principal, require
+from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
     consenting_people,
@@ -27,12 +30,15 @@ from cityhub.domains.identity.service.people import (
     household_of,
     mask_name,
 )
+from cityhub.domains.identity.views import SignedIn, signed_in
 
 __all__ = [
     "ConsentChanged",
     "CurrentPrincipal",
     "Grant",
     "Principal",
+    "SignedIn",
+    "cached_principal",
     "consenting_people",
     "current_principal",
     "dependants_of",
@@ -46,8 +52,10 @@ __all__ = [
     "mask_name",
     "optional_principal",
     "page_principal",
+    "principal_from_api_key",
     "require",
     "require_permission",
+    "signed_in",
     "unit_containing",
     "units_in_scope",
     "withdraw_consent",

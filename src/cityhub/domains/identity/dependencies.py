@@ -6,6 +6,7 @@ API callers present ``Authorization: Bearer <JWT>`` (people) or ``Authorization:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from cityhub.domains.identity.service.accounts import account_id_from_access_tok
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.principals import principal_cache
 from cityhub.domains.identity.settings import IdentitySettings
+from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import hash_api_key
@@ -47,36 +49,84 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return None
 
 
-async def optional_principal(request: Request, session: DbSession) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     """The authenticated API caller, or None when no credentials were sent (bad ones still fail).
 
-    Async on purpose: a cached principal costs no thread hop; only a cache miss goes to the database.
+    Async on purpose: a cached principal costs no thread hop; only a cache miss goes to the database, in a
+    short read of its own rather than the request's transaction, which on SQLite would be a write lock held
+    for the whole request when the method is unsafe.
     """
     credentials = _credentials(request)
     if credentials is None:
         return None
     kind, value = credentials
     ttl = identity_settings().principal_cache_seconds
+    database = get_database(request)
     if kind == "bearer":
         account_id = account_id_from_access_token(request.app.state.settings.secret_key, value)
-        principal = await _cached(("account", account_id), ttl, principal_for_account, session, account_id)
-    else:
-        database = get_database(request)
         principal = await _cached(
-            ("apikey", hash_api_key(value)), ttl, principal_from_api_key, session, value, database
+            ("account", account_id), ttl, _read, database, principal_for_account, account_id
+        )
+    else:
+        principal = await _cached(
+            ("apikey", hash_api_key(value)), ttl, _read, database, principal_from_api_key, value, database
         )
     request.state.principal = principal
     return principal
+
+
+def _read(database: Database, load: Callable[..., Principal], *args: Any) -> Principal:
+    with database.request_session(write=False) as session:
+        return load(session, *args)
 
 
 async def _cached(
     key: tuple[str, object], ttl: float, load: Callable[..., Principal], *args: Any
 ) -> Principal:
     principal = principal_cache.get(key, ttl)
-    if principal is None:
-        principal = await run_in_threadpool(load, *args)
-        principal_cache.put(key, principal, ttl)
-    return principal
+    if principal is not None:
+        return principal
+    # Single flight: when an entry expires under load, one load refills it and the other requests await it.
+    # The load is a task of its own, so a caller that goes away does not cancel it for the others.
+    loop = asyncio.get_running_loop()
+    flight_key = (id(loop), key)
+    flight = _in_flight.get(flight_key)
+    if flight is None:
+        flight = loop.create_task(run_in_threadpool(load, *args))
+        _in_flight[flight_key] = flight
+        flight.add_done_callback(lambda done: _landed(flight_key, key, ttl, done))
+    return await asyncio.shield(flight)
+
+
+def _landed(
+    flight_key: tuple[int, tuple[str, object]],
+    key: tuple[str, object],
+    ttl: float,
+    flight: asyncio.Task[Principal],
+) -> None:
+    _in_flight.pop(flight_key, None)
+    if not flight.cancelled() and flight.exception() is None:
+        principal_cache.put(key, flight.result(), ttl)
+
+
+_in_flight: dict[tuple[int, tuple[str, object]], asyncio.Task[Principal]] = {}
+
+
+def cached_principal(request: Request) -> Principal | None:
+    """The API caller if this process already knows the credentials (no I/O): for raw ASGI fast paths,
+    which hand the request to the normal route when this is None. Bad credentials also give None here."""
+    credentials = _credentials(request)
+    if credentials is None:
+        return None
+    kind, value = credentials
+    ttl = identity_settings().principal_cache_seconds
+    if kind == "apikey":
+        return principal_cache.get(("apikey", hash_api_key(value)), ttl)
+    try:
+        account_id = account_id_from_access_token(request.app.state.settings.secret_key, value)
+    except Unauthorized:
+        return None
+    return principal_cache.get(("account", account_id), ttl)
 
 
 async def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 12:57:54.011279
+Create Date: 2026-11-22 13:18:35.014989
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def upgrade() -> None:
     with op.batch_alter_table("context_attribute_instance", schema=None) as batch_op:
         batch_op.create_index(
             "ix_context_attribute_instance_series",
-            ["tenant_id", "entity_id", "attr_iri", "observed_at"],
+            ["tenant_id", "entity_id", "attr_iri", "observed_at", "deleted", "value_num", "dataset_id"],
             unique=False,
         )
 

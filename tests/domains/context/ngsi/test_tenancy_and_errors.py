@@ -134,7 +134,7 @@ def test_malformed_entities_get_ngsi_ld_errors(
 
 
 def test_unreachable_context_is_ld_context_not_available(ngsi: NgsiClient) -> None:
-    link = '<http://127.0.0.1:9/none.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    link = BUILDING_LINK.replace(BUILDING_CONTEXT, "http://127.0.0.1:9/none.jsonld")
     response = ngsi.post("/entities", json=_entity(), headers={"Link": link})
     assert response.status_code == 503
     assert response.json()["type"] == ERRORS + "LdContextNotAvailable"

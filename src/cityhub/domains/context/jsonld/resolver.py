@@ -3,7 +3,8 @@
 Where a context URL is looked up, first match wins:
 
 1. the operator's map ``CITYHUB_CONTEXT__CONTEXT_MAP`` (URL → local file);
-2. contexts registered at run time (``register``; the future ``/jsonldContexts`` store);
+2. contexts registered at run time (``register``), then the ``local_source`` (contexts hosted through
+   ``/jsonldContexts`` by any process, read from the database; kept ``LOCAL_SOURCE_TTL_SECONDS``);
 3. core context URLs: the shipped file of that version; a version not shipped (v1.0, v1.5) and the unversioned
    URL get the configured core, so naming any core context never reaches the network;
 4. the other shipped files (Smart Data Models), under their canonical URLs (``contexts/urlmap.json``);
@@ -59,6 +60,16 @@ from cityhub.domains.context.settings import ContextSettings
 from cityhub.kernel.settings import Settings, domain_settings
 
 _NO_CONTEXT_KEY = "\x00core"
+LOCAL_SOURCE_TTL_SECONDS = 30.0
+
+LocalSource = Callable[[str], dict[str, Any] | None]
+_local_source_factory: Callable[[Settings], LocalSource] | None = None
+
+
+def set_local_source_factory(factory: Callable[[Settings], LocalSource] | None) -> None:
+    """Give every resolver built by ``from_settings`` a local source (installed by the hosted contexts)."""
+    global _local_source_factory
+    _local_source_factory = factory
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,11 @@ class ContextResolver:
         fetcher: Fetcher | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
+        local_source: LocalSource | None = None,
     ) -> None:
         self.settings = settings or ContextSettings()
+        self.local_source = local_source
+        self._clock = clock
         self.core_url = core_context_url(self.settings.core_context_version)
         self._mapped = dict(self.settings.context_map)
         self._shipped = shipped_context_files()
@@ -150,7 +164,8 @@ class ContextResolver:
     def from_settings(cls, settings: Settings, section: ContextSettings | None = None) -> ContextResolver:
         """The resolver a process uses, configured from ``CITYHUB_CONTEXT__*`` (disk cache under var_dir)."""
         section = section or domain_settings(ContextSettings)
-        return cls(section, cache_dir=section.cache_directory(settings))
+        local_source = _local_source_factory(settings) if _local_source_factory is not None else None
+        return cls(section, cache_dir=section.cache_directory(settings), local_source=local_source)
 
     # -- the request path -------------------------------------------------------------------------------
 
@@ -195,6 +210,11 @@ class ContextResolver:
         if removed:
             self._mappers.clear()
         return removed
+
+    def forget(self, url: str) -> None:
+        """Drop a downloaded context from the caches, so that the next use downloads it again."""
+        self._remote.forget(url)
+        self._mappers.clear()
 
     def document(self, url: str) -> dict[str, Any]:
         """A copy of the context document a URL stands for (to serve it, or to feed a JSON-LD processor)."""
@@ -255,6 +275,9 @@ class ContextResolver:
         registered = self._registered.get(url)
         if registered is not None:
             return registered, None
+        local = self.local_source(url) if self.local_source is not None else None
+        if local is not None:
+            return parse_context_document(url, local), self._clock() + LOCAL_SOURCE_TTL_SECONDS
         if is_core_context_url(url):
             return self._core_document(url), None
         shipped = self._shipped.get(url)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -27,11 +28,19 @@ from cityhub.domains.context.jsonld import (
 from cityhub.domains.context.jsonld.negotiation import GEO_JSON, JSON_LD
 from cityhub.domains.context.query.geoquery import GeoQueryError
 from cityhub.domains.context.query.qlang import QuerySyntaxError
-from cityhub.domains.context.service.tenants import TenantRef, authorize, check_tenant_name, find_tenant
+from cityhub.domains.context.service.batcher import batcher_for
+from cityhub.domains.context.service.tenants import (
+    TenantRef,
+    authorize,
+    cached_tenant,
+    check_tenant_name,
+    find_tenant,
+)
 from cityhub.domains.context.settings import ContextSettings
+from cityhub.domains.context.store.document import check_entity_id
 from cityhub.domains.identity import CurrentPrincipal, Principal
 from cityhub.kernel.settings import Settings, domain_settings
-from cityhub.kernel.web import DbSession
+from cityhub.kernel.web import DbSession, get_database
 
 TENANT_HEADER = "NGSILD-Tenant"
 MAX_BODY_BYTES = 8_000_000
@@ -42,21 +51,29 @@ SUBSCRIBE = "context.subscriptions.manage"
 MANAGE_CONTEXTS = "context.contexts.manage"
 
 
+@contextmanager
+def ngsi_errors() -> Iterator[None]:
+    """Turns the query/geo/@context modules' exceptions into NGSI-LD problems."""
+    try:
+        yield
+    except JsonLdContextError as exc:
+        raise from_context_error(exc) from None
+    except QuerySyntaxError as exc:
+        raise BadRequestData(f"invalid q: {exc}") from None
+    except GeoQueryError as exc:
+        raise BadRequestData(f"invalid geo-query: {exc}") from None
+
+
 class NgsiRoute(APIRoute):
-    """Turns the query/geo/@context modules' exceptions into NGSI-LD problems for every route."""
+    """Every NGSI-LD route answers the query/geo/@context modules' exceptions as NGSI-LD problems."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def translated(request: Request) -> Response:
-            try:
+            with ngsi_errors():
                 return await handler(request)
-            except JsonLdContextError as exc:
-                raise from_context_error(exc) from None
-            except QuerySyntaxError as exc:
-                raise BadRequestData(f"invalid q: {exc}") from None
-            except GeoQueryError as exc:
-                raise BadRequestData(f"invalid geo-query: {exc}") from None
+            raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
         return translated
 
@@ -133,7 +150,10 @@ def _mapper_for(resolver: ContextResolver, context: Any) -> TermMapper:
 
 
 async def read_body(request: Request) -> Any:
-    raw = await request.body()
+    return parse_body(await request.body())
+
+
+def parse_body(raw: bytes) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequestData(f"the body is larger than {MAX_BODY_BYTES} bytes")
     if not raw.strip():
@@ -163,6 +183,26 @@ def _build_call(
     return Call(request, principal, tenant, resolver, mapper, chosen.media_type, chosen.context_in_body)
 
 
+def cached_call(
+    request: Request,
+    principal: Principal,
+    resolver: ContextResolver,
+    permission: str,
+    body: Any,
+) -> Call | None:
+    """The Call without a thread hop when the tenant and the @context are already known (the hot path)."""
+    tenant = cached_tenant(get_database(request), tenant_name(request))
+    if tenant is None:
+        return None
+    context = request_context(request.headers.get("content-type"), request.headers.get("link"), body)
+    mapper = resolver.cached_mapper(context.context if context.source != "core" else None)
+    if mapper is None:
+        return None
+    authorize(principal, permission, tenant)
+    chosen = response_format(request.headers.get("accept"), ("application/json", JSON_LD))
+    return Call(request, principal, tenant, resolver, mapper, chosen.media_type, chosen.context_in_body)
+
+
 def read_call(permission: str = READ, offers: tuple[str, ...] = ("application/json", JSON_LD, GEO_JSON)):  # type: ignore[no-untyped-def]
     """A dependency for GET routes: tenant must exist (default excepted), the caller may read it."""
 
@@ -182,11 +222,46 @@ def write_call(permission: str = WRITE, *, with_body: bool = True):  # type: ign
     ) -> Call:
         body = await read_body(request) if with_body else None
         request.state.body = body
+        call = cached_call(request, principal, resolver, permission, body)
+        if call is not None:
+            return call
         return await run_in_threadpool(
             _build_call, request, principal, session, resolver, permission, body=body, write=True
         )
 
     return Depends(dependency)
+
+
+def update_call(permission: str = WRITE):  # type: ignore[no-untyped-def]
+    """For writes done elsewhere (the group-commit writer): the entity must exist, so its tenant must too.
+
+    Holds no request transaction: on SQLite a request's write transaction would lock out the writer.
+    """
+
+    async def dependency(request: Request, principal: CurrentPrincipal, resolver: Resolver) -> Call:
+        body = await read_body(request)
+        request.state.body = body
+        with get_database(request).request_session(write=False) as session:
+            call = cached_call(request, principal, resolver, permission, body)
+            if call is not None:
+                return call
+            return await run_in_threadpool(
+                _build_call, request, principal, session, resolver, permission, body=body, write=False
+            )
+
+    return Depends(dependency)
+
+
+async def patch_attribute(call: Call, entity_id: str, attr: str) -> Response:
+    """PATCH /entities/{id}/attrs/{attr} (clause 5.6.4), group-committed with concurrent updates of this
+    process (``service.batcher``); shared by the route and the ASGI fast path (``ngsi.fastpath``)."""
+    check_entity_id(entity_id)
+    fragment = call.mapper.expand_attribute(body_of(call))
+    if not isinstance(fragment, dict):
+        raise BadRequestData("the body must be a JSON object")
+    batcher = batcher_for(get_database(call.request))
+    await batcher.patch(call.tenant, entity_id, call.expand(attr), fragment)
+    return Response(status_code=204)
 
 
 def body_of(call: Call) -> Any:

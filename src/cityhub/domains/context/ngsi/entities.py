@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from cityhub.domains.context.errors import BadRequestData
+from cityhub.domains.context.ngsi import common
 from cityhub.domains.context.ngsi.common import (
     Call,
     NgsiRoute,
@@ -14,6 +15,7 @@ from cityhub.domains.context.ngsi.common import (
     options_of,
     read_call,
     split_list,
+    update_call,
     write_call,
 )
 from cityhub.domains.context.query.geoquery import parse_geoquery
@@ -71,6 +73,7 @@ def _location(entity_id: str) -> dict[str, str]:
 
 
 @router.post("/entities", status_code=201)
+@router.post("/entities/", status_code=201, include_in_schema=False)  # ngsildclient adds a slash
 def create_entity(session: DbSession, call: Call = write_call()) -> Response:
     body = body_of(call)
     if not isinstance(body, dict):
@@ -205,11 +208,8 @@ def update(entity_id: str, session: DbSession, call: Call = write_call()) -> Res
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
-def patch_attribute(entity_id: str, attr: str, session: DbSession, call: Call = write_call()) -> Response:
-    check_entity_id(entity_id)
-    fragment = call.mapper.expand_attribute(body_of(call))
-    store.patch_attribute(session, call.tenant, entity_id, call.expand(attr), fragment)
-    return Response(status_code=204)
+async def patch_attribute(entity_id: str, attr: str, call: Call = update_call()) -> Response:
+    return await common.patch_attribute(call, entity_id, attr)
 
 
 @router.put("/entities/{entity_id}/attrs/{attr}", status_code=204)

@@ -7,7 +7,7 @@ consequences commit or roll back together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -66,21 +66,39 @@ def listen(listener: Listener) -> Listener:
 
 
 def announce(session: Session, change: EntityChange) -> None:
-    record_history(session, change)
+    announce_all(session, [change])
+
+
+def announce_all(session: Session, changes: Sequence[EntityChange]) -> None:
+    """The history of every change in one insert, then the listeners, change by change."""
+    rows = [row for change in changes for row in _history_rows(change)]
+    if rows:
+        session.execute(insert(AttributeInstance), rows)
+    for change in changes:
+        inform_listeners(session, change)
+
+
+def inform_listeners(session: Session, change: EntityChange) -> None:
+    """Run the listeners only: for bulk writers that append the history themselves (``ingest``)."""
     for listener in _listeners:
         listener(session, change)
 
 
 def record_history(session: Session, change: EntityChange) -> None:
     """Append every written and deleted instance to the temporal history (one executemany)."""
+    rows = _history_rows(change)
+    if rows:
+        session.execute(insert(AttributeInstance), rows)
+
+
+def _history_rows(change: EntityChange) -> list[dict[str, Any]]:
     assert change.at is not None
     rows: list[dict[str, Any]] = []
     for name, instances in change.written.items():
         rows.extend(_history_row(change, name, instance, deleted=False) for instance in instances)
     for name, instances in change.deleted.items():
         rows.extend(_history_row(change, name, instance, deleted=True) for instance in instances)
-    if rows:
-        session.execute(insert(AttributeInstance), rows)
+    return rows
 
 
 _SYSTEM = ("createdAt", "modifiedAt")

@@ -7,7 +7,8 @@ its document in one UPDATE and announces the change (history and subscriptions) 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from cityhub.domains.context.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityhub.domains.context.models import Entity, EntityType
 from cityhub.domains.context.query.geoquery import geometry_bounds
-from cityhub.domains.context.service.changes import EntityChange, EntitySnapshot, announce
+from cityhub.domains.context.service.changes import EntityChange, EntitySnapshot, announce, announce_all
 from cityhub.domains.context.service.tenants import TenantRef
 from cityhub.domains.context.store.document import (
     LOCATION,
@@ -35,6 +36,7 @@ from cityhub.domains.context.store.document import (
     timestamp,
 )
 from cityhub.kernel.db import is_postgres, utcnow
+from cityhub.kernel.errors import Problem
 from cityhub.kernel.geo import cell_for
 
 NEAR_CELL_RESOLUTION = 9  # H3 res 9: cells of ~0.1 km², a 1 km `near` covers about a hundred of them
@@ -197,23 +199,90 @@ def _apply(
     return changes
 
 
+@dataclass(frozen=True)
+class AttributePatch:
+    """One partial attribute update (clause 5.6.4): merge ``fragment`` into attribute ``name``."""
+
+    tenant: TenantRef
+    entity_id: str
+    name: str
+    fragment: Mapping[str, Any]
+
+
 def patch_attribute(
     session: Session, tenant: TenantRef, entity_id: str, name: str, fragment: Mapping[str, Any]
 ) -> None:
     """PATCH /entities/{id}/attrs/{attr} (clause 5.6.4): merge members into one existing instance."""
-    row = require_entity(session, tenant, entity_id, for_update=True)
+    refused = patch_attributes(session, [AttributePatch(tenant, entity_id, name, fragment)])[0]
+    if refused is not None:
+        raise refused
+
+
+def patch_attributes(session: Session, patches: Sequence[AttributePatch]) -> list[Problem | None]:
+    """Many partial attribute updates in one transaction, in order; each one's refusal (or None) in a list.
+
+    The entities are locked with one query, in id order (so concurrent writers never deadlock), their
+    documents change in memory, and one flush and one history insert write them all. A refused update
+    changes nothing, so the others go on.
+    """
+    rows = _locked_rows(session, patches)
+    now = utcnow()
+    stamp = timestamp(now)
+    outcomes: list[Problem | None] = []
+    changes: list[EntityChange] = []
+    for patch in patches:
+        row = rows.get((patch.tenant.id, patch.entity_id))
+        try:
+            if row is None:
+                raise ResourceNotFound(f"entity {patch.entity_id} does not exist")
+            document, merged = _patched_document(row, patch.name, patch.fragment, stamp)
+        except Problem as refused:
+            outcomes.append(refused)
+            continue
+        before = snapshot(row)
+        _set_document(row, before, document, now, {patch.name})
+        written = {patch.name: [merged]}
+        changes.append(
+            EntityChange(patch.tenant.id, "updated", row.entity_id, before, snapshot(row), written, at=now)
+        )
+        outcomes.append(None)
+    session.flush()
+    announce_all(session, changes)
+    return outcomes
+
+
+def _locked_rows(session: Session, patches: Sequence[AttributePatch]) -> dict[tuple[int, str], Entity]:
+    wanted: dict[int, set[str]] = {}
+    for patch in patches:
+        wanted.setdefault(patch.tenant.id, set()).add(patch.entity_id)
+    rows: dict[tuple[int, str], Entity] = {}
+    for tenant_id, entity_ids in wanted.items():
+        statement = (
+            select(Entity)
+            .where(Entity.tenant_id == tenant_id, Entity.entity_id.in_(sorted(entity_ids)))
+            .order_by(Entity.entity_id)
+        )
+        if is_postgres(session):
+            statement = statement.with_for_update()
+        rows.update({(tenant_id, row.entity_id): row for row in session.scalars(statement)})
+    return rows
+
+
+def _patched_document(
+    row: Entity, name: str, fragment: Mapping[str, Any], stamp: str
+) -> tuple[Attributes, dict[str, Any]]:
     fragment = fragment_of(fragment)
     instances = row.attrs.get(name)
     dataset_id = fragment.get("datasetId")
     index = find_instance(instances or [], dataset_id)
     if instances is None or index is None:
-        raise ResourceNotFound(f"entity {entity_id} has no attribute {name}" + _dataset_suffix(dataset_id))
-    before = snapshot(row)
-    now = utcnow()
-    merged = merge_instance(instances[index], fragment, name, timestamp(now))
+        raise ResourceNotFound(
+            f"entity {row.entity_id} has no attribute {name}" + _dataset_suffix(dataset_id)
+        )
+    merged = merge_instance(instances[index], fragment, name, stamp)
     document = dict(row.attrs)
     document[name] = [*instances[:index], merged, *instances[index + 1 :]]
-    _save(session, tenant, row, before, document, now, AttributeChanges({name: [merged]}))
+    return document, merged
 
 
 def replace_attribute(session: Session, tenant: TenantRef, entity_id: str, name: str, value: Any) -> None:
@@ -294,6 +363,16 @@ def _dataset_suffix(dataset_id: str | None) -> str:
     return f" with datasetId {dataset_id}" if dataset_id else " (default instance)"
 
 
+def _set_document(
+    row: Entity, before: EntitySnapshot, document: Attributes, now: datetime, names: set[str]
+) -> None:
+    row.attrs = document
+    row.modified_at = now
+    if LOCATION in names or (LOCATION in before.attrs and LOCATION not in document):
+        for column, value in geo_columns(document).items():
+            setattr(row, column, value)
+
+
 def _save(
     session: Session,
     tenant: TenantRef,
@@ -303,11 +382,7 @@ def _save(
     now: datetime,
     changes: AttributeChanges,
 ) -> EntitySnapshot:
-    row.attrs = document
-    row.modified_at = now
-    if changes.written.get(LOCATION) is not None or LOCATION in changes.deleted or LOCATION in before.attrs:
-        for column, value in geo_columns(document).items():
-            setattr(row, column, value)
+    _set_document(row, before, document, now, changes.names)
     session.flush()
     after = snapshot(row)
     announce(

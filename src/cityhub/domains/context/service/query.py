@@ -13,12 +13,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import BadRequestData
 from cityhub.domains.context.models import Entity, EntityType
 from cityhub.domains.context.query.geoquery import GeoQuery, GeoRel, geometry_bounds, matches_entity
+from cityhub.domains.context.query.prefilter import AttributeHas, Condition, Either, condition_of, to_sql
 from cityhub.domains.context.query.qlang import Expr, evaluate
 from cityhub.domains.context.service.changes import EntitySnapshot
 from cityhub.domains.context.service.entities import NEAR_CELL_RESOLUTION, snapshot
@@ -29,6 +30,8 @@ from cityhub.kernel.geo import cells_within
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 SCAN_BATCH = 500
+COUNT_BATCH = 2_000
+FIRST_BATCH_MIN = 8
 _DEGREE_M = 111_320.0
 MAX_CELL_FILTER_M = 3_000.0  # beyond this an H3 cover has too many cells; a box filter is cheaper
 
@@ -159,17 +162,72 @@ def _scope_matches(scope: str, pattern: str) -> bool:
 
 
 def _candidates(session: Session, tenant: TenantRef, query: EntityQuery) -> Iterator[Entity]:
-    statement = select(Entity).where(Entity.tenant_id == tenant.id)
-    statement = _by_selectors(statement, tenant, query.selectors)
-    statement = _by_geo(statement, query)
-    statement = statement.order_by(Entity.pk)
+    """Rows passing the SQL pre-filters in primary-key order, fetched in growing batches.
+
+    A single entity type drives the scan from the type index (already in primary-key order, so a page stops
+    early); a ``near`` query first reads the keys in its H3 cells (index only) and then fetches rows by
+    chunks of those keys. The tenant test is written so that SQLite's planner does not pick a
+    (tenant_id, ...) index and sort every row of the tenant. The first batch is just large enough for the
+    page when nothing is refused in Python; later ones double, up to a large fixed batch when every match
+    must be counted anyway.
+    """
+    key: Any = Entity.pk
+    statement = select(Entity).where(Entity.tenant_id + 0 == tenant.id)
+    single_type = _single_type(query.selectors)
+    if single_type is not None:
+        key = EntityType.entity_pk
+        statement = statement.join(EntityType, EntityType.entity_pk == Entity.pk).where(
+            EntityType.tenant_id == tenant.id, EntityType.type_iri == single_type
+        )
+    else:
+        statement = _by_selectors(statement, tenant, query.selectors)
+    statement = _by_attributes(_by_geo(statement, query), session, query)
+    batch = COUNT_BATCH if query.count else max(query.offset + query.limit, FIRST_BATCH_MIN)
+    near = _near_keys(session, tenant, query)
+    if near is not None:
+        yield from _by_key_chunks(session, statement.order_by(key), near, batch * 2)
+    else:
+        yield from _by_key_ranges(session, statement.order_by(key), key, batch)
+
+
+def _by_key_ranges(session: Session, statement: Select[Any], key: Any, batch: int) -> Iterator[Entity]:
     last_pk = 0
     while True:
-        rows = list(session.scalars(statement.where(Entity.pk > last_pk).limit(SCAN_BATCH)))
+        rows = list(session.scalars(statement.where(key > last_pk).limit(batch)))
         yield from rows
-        if len(rows) < SCAN_BATCH:
+        if len(rows) < batch:
             return
         last_pk = rows[-1].pk
+        batch = min(batch * 2, max(SCAN_BATCH, batch))
+
+
+def _by_key_chunks(session: Session, statement: Select[Any], keys: list[int], batch: int) -> Iterator[Entity]:
+    start = 0
+    while start < len(keys):
+        yield from session.scalars(statement.where(Entity.pk.in_(keys[start : start + batch])))
+        start += batch
+        batch = min(batch * 2, max(SCAN_BATCH, batch))
+
+
+def _single_type(selectors: list[EntitySelector]) -> str | None:
+    if len(selectors) == 1 and selectors[0].id is None and len(selectors[0].types) == 1:
+        return selectors[0].types[0]
+    return None
+
+
+def _by_attributes(statement: Select[Any], session: Session, query: EntityQuery) -> Select[Any]:
+    """The ``q`` pre-filter (``query.prefilter``) and the ``attrs`` selection (one of them must exist)."""
+    resolve = query.attribute_resolver or (lambda name: name)
+    conditions: list[Condition] = []
+    if query.q is not None:
+        conditions.append(condition_of(query.q, resolve))
+    if query.attrs is not None:
+        conditions.append(Either(tuple(AttributeHas(iri) for iri in sorted(query.attrs))))
+    for condition in conditions:
+        clause = to_sql(condition, Entity.attrs, session.get_bind().dialect.name)
+        if clause is not None:
+            statement = statement.where(clause)
+    return statement
 
 
 def _by_selectors(statement: Select[Any], tenant: TenantRef, selectors: list[EntitySelector]) -> Select[Any]:
@@ -179,8 +237,8 @@ def _by_selectors(statement: Select[Any], tenant: TenantRef, selectors: list[Ent
         return statement  # a pattern-only selector: every entity is a candidate
     conditions = []
     for selector in selectors:
-        if selector.id is not None:
-            conditions.append(Entity.entity_id == selector.id)
+        if selector.id is not None:  # the tenant again, so that the (tenant_id, entity_id) index serves it
+            conditions.append((Entity.tenant_id == tenant.id) & (Entity.entity_id == selector.id))
         else:
             typed = select(EntityType.entity_pk).where(
                 EntityType.tenant_id == tenant.id, EntityType.type_iri.in_(selector.types)
@@ -189,17 +247,32 @@ def _by_selectors(statement: Select[Any], tenant: TenantRef, selectors: list[Ent
     return statement.where(or_(*conditions))
 
 
+def _near_keys(session: Session, tenant: TenantRef, query: EntityQuery) -> list[int] | None:
+    """The sorted keys of the entities whose H3 cell (points) or bounding box (other shapes) may be near;
+    None when the query has no ``near`` small enough for a cell cover."""
+    geo = query.geo
+    if geo is None or query.geo_property != LOCATION or geo.georel is not GeoRel.NEAR:
+        return None
+    if geo.max_distance is None or geo.max_distance > MAX_CELL_FILTER_M:
+        return None
+    lon, lat = geo.coordinates
+    cells = cells_within(lon, lat, geo.max_distance, NEAR_CELL_RESOLUTION)
+    in_cells = select(Entity.pk).where(Entity.tenant_id == tenant.id, Entity.geo_cell.in_(cells))
+    other_shapes = select(Entity.pk).where(
+        Entity.tenant_id == tenant.id, _non_point_near(lon, lat, geo.max_distance)
+    )
+    return sorted(set(session.scalars(in_cells.union_all(other_shapes))))
+
+
 def _by_geo(statement: Select[Any], query: EntityQuery) -> Select[Any]:
+    """Bounding-box pre-filters (``near`` with a small distance is ``_near_keys``' job)."""
     geo = query.geo
     if geo is None or query.geo_property != LOCATION:
         return statement
     if geo.georel is GeoRel.NEAR and geo.max_distance is not None:
-        lon, lat = geo.coordinates
         if geo.max_distance <= MAX_CELL_FILTER_M:
-            cells = cells_within(lon, lat, geo.max_distance, NEAR_CELL_RESOLUTION)
-            return statement.where(
-                or_(Entity.geo_cell.in_(cells), _non_point_near(lon, lat, geo.max_distance))
-            )
+            return statement
+        lon, lat = geo.coordinates
         return statement.where(_box_near(lon, lat, geo.max_distance))
     if geo.georel in (GeoRel.WITHIN, GeoRel.INTERSECTS, GeoRel.EQUALS, GeoRel.OVERLAPS, GeoRel.CONTAINS):
         min_lon, min_lat, max_lon, max_lat = _reference_bounds(geo)
@@ -213,17 +286,20 @@ def _by_geo(statement: Select[Any], query: EntityQuery) -> Select[Any]:
 
 
 def _non_point_near(lon: float, lat: float, distance_m: float) -> Any:
-    """Shapes other than points have no cell: keep those whose bounding box comes near enough."""
-    return Entity.geo_cell.is_(None) & _box_near(lon, lat, distance_m)
+    """Shapes other than points have no cell: keep those whose bounding box comes near enough.
+
+    The NULL cells of the cell index are the selective part; ``+ 0`` keeps SQLite from scanning a whole
+    latitude band of the latitude index instead.
+    """
+    return Entity.geo_cell.is_(None) & _box_near(lon, lat, distance_m, Entity.geo_min_lat + 0)
 
 
-def _box_near(lon: float, lat: float, distance_m: float) -> Any:
+def _box_near(lon: float, lat: float, distance_m: float, min_lat: Any = Entity.geo_min_lat) -> Any:
     """Bounding boxes within ``distance_m`` of the point, by a latitude/longitude margin (never too small)."""
     lat_margin = distance_m / _DEGREE_M * 1.01
     lon_margin = lat_margin / max(math.cos(math.radians(min(abs(lat) + lat_margin, 89.0))), 0.01)
     return (
-        Entity.geo_min_lat.is_not(None)
-        & (Entity.geo_min_lat <= lat + lat_margin)
+        (min_lat <= lat + lat_margin)  # NULL (no location) compares as unknown: excluded
         & (Entity.geo_max_lat >= lat - lat_margin)
         & (Entity.geo_min_lon <= lon + lon_margin)
         & (Entity.geo_max_lon >= lon - lon_margin)
@@ -241,3 +317,76 @@ def count_all(session: Session, tenant: TenantRef) -> int:
     return int(
         session.scalar(select(func.count()).select_from(Entity).where(Entity.tenant_id == tenant.id)) or 0
     )
+
+
+# -- discovery (clause 5.7.5-5.7.10): types and attributes, aggregated in SQL -----------------------------
+
+
+def type_counts(session: Session, tenant: TenantRef, type_iri: str | None = None) -> dict[str, int]:
+    """Entity type IRI -> number of entities of the type."""
+    statement = (
+        select(EntityType.type_iri, func.count())
+        .where(EntityType.tenant_id == tenant.id)
+        .group_by(EntityType.type_iri)
+        .order_by(EntityType.type_iri)
+    )
+    if type_iri is not None:
+        statement = statement.where(EntityType.type_iri == type_iri)
+    return {iri: int(count) for iri, count in session.execute(statement)}
+
+
+@dataclass(frozen=True)
+class AttributeFacts:
+    """What the store holds of one attribute: its instance count, attribute types, entity types."""
+
+    instances: int
+    kinds: frozenset[str]
+    entity_types: frozenset[str]
+
+
+def attribute_facts(
+    session: Session, tenant: TenantRef, *, type_iri: str | None = None, attr_iri: str | None = None
+) -> dict[str, AttributeFacts]:
+    """Attribute IRI -> facts, over the tenant's entities (of one type, or of one attribute name)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    each = (func.jsonb_each if postgres else func.json_each)(Entity.attrs).table_valued("key", "value")
+    elements = (func.jsonb_array_elements if postgres else func.json_each)(each.c.value).table_valued("value")
+    kind = elements.c.value.op("->>")("type") if postgres else func.json_extract(elements.c.value, "$.type")
+    counted = (
+        select(each.c.key, kind, func.count())
+        .select_from(Entity)
+        .join(each, true())
+        .join(elements, true())
+        .where(Entity.tenant_id == tenant.id)
+        .group_by(each.c.key, kind)
+    )
+    if type_iri is not None:
+        counted = counted.join(EntityType, EntityType.entity_pk == Entity.pk).where(
+            EntityType.type_iri == type_iri
+        )
+    if attr_iri is not None:
+        counted = counted.where(each.c.key == attr_iri)
+    kinds_by_attribute: dict[str, dict[str, int]] = {}
+    for name, attribute_kind, count in session.execute(counted):
+        kinds_by_attribute.setdefault(name, {})[attribute_kind or "Property"] = int(count)
+    typed = (
+        select(each.c.key, EntityType.type_iri)
+        .select_from(Entity)
+        .join(EntityType, EntityType.entity_pk == Entity.pk)
+        .join(each, true())
+        .where(Entity.tenant_id == tenant.id)
+        .distinct()
+    )
+    if type_iri is not None:
+        typed = typed.where(EntityType.type_iri == type_iri)
+    if attr_iri is not None:
+        typed = typed.where(each.c.key == attr_iri)
+    types_by_attribute: dict[str, set[str]] = {}
+    for name, entity_type in session.execute(typed):
+        types_by_attribute.setdefault(name, set()).add(entity_type)
+    return {
+        name: AttributeFacts(
+            sum(kinds.values()), frozenset(kinds), frozenset(types_by_attribute.get(name, ()))
+        )
+        for name, kinds in sorted(kinds_by_attribute.items())
+    }

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cityhub.domains.context.errors import BadRequestData, NonexistentTenant
 from cityhub.domains.context.models import Tenant
 from cityhub.domains.identity import Principal, get_unit, require
-from cityhub.kernel.db import utcnow
+from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import Forbidden
 from cityhub.kernel.i18n import gettext as _
 
@@ -33,18 +33,21 @@ class TenantRef:
 # The default tenant before anything was written: reads find nothing rather than creating it.
 EMPTY_DEFAULT_TENANT = TenantRef(0, DEFAULT_TENANT, None)
 
-# Tenant rows never change identity once created, so name -> ref is cached per engine (a test's fresh database
-# gets a fresh engine, and so a fresh cache).
+# Tenant rows never change identity once created, so name -> ref is cached per connection pool: every session
+# of one Database shares it, and a test's fresh database (a fresh engine and pool) gets a fresh cache.
 _cache: weakref.WeakKeyDictionary[Any, dict[str, TenantRef]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
 def _refs(session: Session) -> dict[str, TenantRef]:
-    bind = session.get_bind()
-    refs = _cache.get(bind)
+    return _refs_of_pool(session.get_bind().engine.pool)
+
+
+def _refs_of_pool(pool: Any) -> dict[str, TenantRef]:
+    refs = _cache.get(pool)
     if refs is None:
         with _cache_lock:
-            refs = _cache.setdefault(bind, {})
+            refs = _cache.setdefault(pool, {})
     return refs
 
 
@@ -54,6 +57,11 @@ def check_tenant_name(name: str | None) -> str:
     if len(name) > MAX_TENANT_NAME or not all(ch.isalnum() or ch in "-_." for ch in name):
         raise BadRequestData(f"invalid NGSILD-Tenant {name!r}: use letters, digits, '-', '_' or '.'")
     return name
+
+
+def cached_tenant(database: Database, name: str) -> TenantRef | None:
+    """The tenant if this process already knows it; never touches the database."""
+    return _refs_of_pool(database.engine.pool).get(name)
 
 
 def find_tenant(session: Session, name: str, *, create: bool) -> TenantRef:

@@ -1,0 +1,1 @@
+"""Telemetry ingest: the bulk write path shared by the HTTP telemetry endpoint and the MQTT bridge."""

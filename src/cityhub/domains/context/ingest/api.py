@@ -1,0 +1,75 @@
+"""``POST /api/v1/context/telemetry``: a gateway's bulk readings, stored through the bulk path.
+
+The body is read and checked by ``telemetry.parse_message`` rather than by a request model: validating
+thousands of readings through models cost more than storing them. ``TelemetryBatch`` still documents the
+body in the OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from cityhub.domains.context.errors import from_context_error
+from cityhub.domains.context.ingest.telemetry import MessageRejected, ingest, parse_message
+from cityhub.domains.context.jsonld import JsonLdContextError, TermMapper, context_url_from_link
+from cityhub.domains.context.ngsi.common import WRITE, resolver_for
+from cityhub.domains.context.schemas import TelemetryBatch, TelemetryResult
+from cityhub.domains.context.service.bulk import collector_paused
+from cityhub.domains.context.service.tenants import authorize, check_tenant_name, find_tenant
+from cityhub.domains.identity import CurrentPrincipal
+from cityhub.kernel.db import utcnow
+from cityhub.kernel.web import DbSession
+
+router = APIRouter()
+
+
+def _mapper(request: Request) -> TermMapper:
+    try:
+        link = context_url_from_link(request.headers.get("link"))
+        return resolver_for(request.app.state.settings).mapper(link)
+    except JsonLdContextError as exc:
+        raise from_context_error(exc) from None
+
+
+async def _body(request: Request) -> bytes:
+    """Read asynchronously, so the synchronous endpoint gets the bytes without blocking the event loop."""
+    return await request.body()
+
+
+@router.post(
+    "/telemetry",
+    response_model=TelemetryResult,
+    summary="Store many readings for many entities (gateways)",
+    description="All readings are stored in one transaction, or none when one is invalid (422 lists them). "
+    "A message id already stored for this caller answers duplicate=true and writes nothing.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TelemetryBatch.model_json_schema(by_alias=True)}},
+        }
+    },
+)
+def post_telemetry(
+    body: Annotated[bytes, Depends(_body)], request: Request, session: DbSession, principal: CurrentPrincipal
+) -> TelemetryResult:
+    with collector_paused():
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            raise MessageRejected(f"the body is not JSON: {exc}") from None
+        message = parse_message(payload, _mapper(request), utcnow())
+        tenant = find_tenant(session, check_tenant_name(message.tenant), create=True)
+        authorize(principal, WRITE, tenant)
+        result = ingest(
+            session, tenant, message.readings, gateway=principal.actor, message_id=message.message_id
+        )
+    return TelemetryResult(
+        duplicate=result.duplicate,
+        readings=result.readings,
+        instances=result.instances,
+        created=result.created,
+        updated=result.updated,
+    )

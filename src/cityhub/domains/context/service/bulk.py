@@ -1,0 +1,363 @@
+"""Set-at-a-time writes for the bulk paths (telemetry ingest, batch entity operations).
+
+The single-entity operations cost a few statements per entity; these cost a few statements per batch:
+
+- history rows go in with PostgreSQL ``COPY`` (the text stream is built here, one string, instead of one
+  driver call per row) or one SQLite ``executemany`` of ready tuples;
+- changed documents are written with one ``UPDATE ... FROM jsonb_to_recordset(...)`` on PostgreSQL (one
+  executemany on SQLite);
+- new entities with one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: an entity another transaction
+  created meanwhile comes back missing, and the caller decides how to retry it.
+
+The history rows mean exactly what ``changes.record_history`` writes: ``instance`` is the instance without
+its system members, ``value_num`` its numeric value, ``observed_at`` its ``observedAt`` (else the change
+time); deleted instances have neither instance nor value.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property, lru_cache
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cityhub.domains.context.models import AttributeInstance, Entity, EntityType
+from cityhub.domains.context.service.tenants import TenantRef
+from cityhub.domains.context.store.document import (
+    Attributes,
+    Instance,
+    instance_value_number,
+    parse_datetime,
+    timestamp,
+)
+from cityhub.kernel.db import is_postgres
+
+GEO_COLUMNS = ("geo_min_lon", "geo_min_lat", "geo_max_lon", "geo_max_lat", "geo_cell")
+HISTORY_COLUMNS = (
+    "tenant_id",
+    "entity_id",
+    "attr_iri",
+    "dataset_id",
+    "attr_type",
+    "observed_at",
+    "created_at",
+    "value_num",
+    "instance",
+    "deleted",
+)
+SYSTEM_MEMBERS = ("createdAt", "modifiedAt")
+
+encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_NULL = "\\N"  # COPY text format
+_TIMESTAMP_LENGTH = len("2026-01-01T00:00:00.000Z")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one bulk request. Such a request allocates hundreds of
+    thousands of small acyclic objects that stay alive until it ends, and every allocation burst makes the
+    collector traverse all of them again (measured: a quarter of a telemetry message's Python time).
+    Reference counting still frees everything; cycles made meanwhile are collected once it is back on."""
+    if not gc.isenabled():  # another request paused it: it turns it back on
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One history row. ``observed_at`` is a ``timestamp()`` string (None: the change time); ``instance``
+    the instance's JSON text without system members (None: a deletion)."""
+
+    entity_id: str
+    attr_iri: str
+    dataset_id: str | None
+    attr_type: str
+    observed_at: str | None
+    value_num: float | None
+    instance: str | None
+
+
+def written_row(entity_id: str, name: str, instance: Instance, observed_at: str | None) -> HistoryRow:
+    """The history row of a written instance; ``observed_at`` its observedAt already in ``timestamp`` form
+    (None: the change time)."""
+    kept = {key: value for key, value in instance.items() if key not in SYSTEM_MEMBERS}
+    return HistoryRow(
+        entity_id,
+        name,
+        instance.get("datasetId"),
+        instance.get("type", "Property"),
+        observed_at,
+        instance_value_number(instance),
+        encode_json(kept),
+    )
+
+
+def deleted_row(entity_id: str, name: str, instance: Instance) -> HistoryRow:
+    return HistoryRow(
+        entity_id, name, instance.get("datasetId"), instance.get("type", "Property"), None, None, None
+    )
+
+
+def append_history(session: Session, tenant: TenantRef, at: datetime, rows: Sequence[HistoryRow]) -> None:
+    """Append history rows written at ``at``: COPY on PostgreSQL, one executemany on SQLite."""
+    if not rows:
+        return
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    table = table_of(AttributeInstance).name
+    names = ", ".join(HISTORY_COLUMNS)
+    if is_postgres(session):
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            copy.write(_copy_text(tenant.id, at, rows))
+        return
+    processor = table_of(AttributeInstance).c.created_at.type.bind_processor(session.get_bind().dialect)
+    assert processor is not None
+    created = processor(at)
+    placeholders = ", ".join("?" for _column in HISTORY_COLUMNS)
+    raw.executemany(
+        f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608 - fixed names
+        [
+            (
+                tenant.id,
+                row.entity_id,
+                row.attr_iri,
+                row.dataset_id,
+                row.attr_type,
+                created if row.observed_at is None else _sqlite_time(row.observed_at),
+                created,
+                row.value_num,
+                row.instance,
+                row.instance is None,
+            )
+            for row in rows
+        ],
+    )
+
+
+def _copy_text(tenant_id: int, at: datetime, rows: Sequence[HistoryRow]) -> str:
+    """The rows in COPY text format. Ids, names and dataset ids are URIs without whitespace and JSON text
+    escapes control characters, so a backslash is the only character needing an escape."""
+    created = at.isoformat()
+    lines = []
+    for row in rows:
+        dataset = _NULL if row.dataset_id is None else _escaped(row.dataset_id)
+        number = _NULL if row.value_num is None else repr(row.value_num)
+        instance = _NULL if row.instance is None else _escaped(row.instance)
+        lines.append(
+            f"{tenant_id}\t{_escaped(row.entity_id)}\t{_escaped(row.attr_iri)}\t{dataset}\t{row.attr_type}"
+            f"\t{row.observed_at or created}\t{created}\t{number}\t{instance}"
+            f"\t{'t' if row.instance is None else 'f'}\n"
+        )
+    return "".join(lines)
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\")
+
+
+def _sqlite_time(moment: str) -> str:
+    """A ``history_time`` string in SQLAlchemy's SQLite DATETIME storage (``2026-01-01 00:00:00.000000``)."""
+    return f"{moment[:10]} {moment[11:-1]:0<15}"
+
+
+@lru_cache(maxsize=16_384)
+def history_time(observed_at: str) -> str:
+    """An observedAt as UTC ISO 8601 ending in ``Z``, with 3 (``timestamp`` form, passed as is) or 6 fraction
+    digits; BadRequestData when it is no date-time. Cached: a gateway's readings share few distinct times."""
+    parsed = parse_datetime(observed_at, "observedAt")
+    if is_timestamp(observed_at):
+        return observed_at
+    return parsed.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def is_timestamp(value: str) -> bool:
+    """Whether ``value`` has the ``timestamp()`` shape ``2026-01-01T00:00:00.000Z`` (it sorts as text)."""
+    return len(value) == _TIMESTAMP_LENGTH and value[-1] == "Z" and value[10] == "T" and value[19] == "."
+
+
+# -- entity rows -------------------------------------------------------------------------------------------
+
+
+_UPDATE_FROM_JSON = text(
+    "UPDATE context_entity AS e SET attrs = v.attrs, scopes = v.scopes, types = v.types, "
+    "modified_at = :modified_at, geo_min_lon = v.geo_min_lon, geo_min_lat = v.geo_min_lat, "
+    "geo_max_lon = v.geo_max_lon, geo_max_lat = v.geo_max_lat, geo_cell = v.geo_cell "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(pk bigint, attrs jsonb, scopes json, types json, "
+    "geo_min_lon float8, geo_min_lat float8, geo_max_lon float8, geo_max_lat float8, geo_cell text) "
+    "WHERE e.pk = v.pk"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    """A new document for an existing entity row (with its query columns)."""
+
+    pk: int
+    attrs: Attributes
+    geo: dict[str, Any]
+    scopes: list[str] | None
+    types: list[str]
+
+
+def update_documents(session: Session, writes: Sequence[DocumentWrite], modified_at: datetime) -> None:
+    """Rewrite documents, scopes, types and geo columns of existing rows in one statement."""
+    if not writes:
+        return
+    if is_postgres(session):
+        # One JSON document for all rows: psycopg adapts one string in C, where Python lists would be
+        # dumped element by element as arrays (measured: the larger part of this statement's time).
+        rows = [
+            {"pk": write.pk, "attrs": write.attrs, "scopes": write.scopes, "types": write.types, **write.geo}
+            for write in writes
+        ]
+        session.execute(_UPDATE_FROM_JSON, {"rows": encode_json(rows), "modified_at": modified_at})
+        return
+    table = table_of(Entity)
+    statement = (
+        update(table)
+        .where(table.c.pk == bindparam("b_pk"))
+        .values(
+            attrs=bindparam("b_attrs"),
+            scopes=bindparam("b_scopes"),
+            types=bindparam("b_types"),
+            modified_at=bindparam("b_modified_at"),
+            **{name: bindparam(f"b_{name}") for name in GEO_COLUMNS},
+        )
+    )
+    rows = [
+        {
+            "b_pk": write.pk,
+            "b_attrs": write.attrs,
+            "b_scopes": write.scopes,
+            "b_types": write.types,
+            "b_modified_at": modified_at,
+            **{f"b_{name}": write.geo[name] for name in GEO_COLUMNS},
+        }
+        for write in writes
+    ]
+    session.connection().execute(statement, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntity:
+    entity_id: str
+    types: list[str]
+    scopes: list[str] | None
+    attrs: Attributes
+    geo: dict[str, Any]
+
+
+def insert_entities(
+    session: Session, tenant: TenantRef, entities: Sequence[NewEntity], created_at: datetime
+) -> set[str]:
+    """Insert new entities and their type rows; the ids inserted. An id missing from the answer exists
+    already (another transaction created it since it was looked up)."""
+    if not entities:
+        return set()
+    table = table_of(Entity)
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    rows = [
+        {
+            "tenant_id": tenant.id,
+            "entity_id": entity.entity_id,
+            "types": entity.types,
+            "scopes": entity.scopes,
+            "attrs": entity.attrs,
+            "created_at": created_at,
+            "modified_at": created_at,
+            **entity.geo,
+        }
+        for entity in entities
+    ]
+    statement = (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "entity_id"])
+        .returning(table.c.pk, table.c.entity_id)
+    )
+    inserted = {entity_id: pk for pk, entity_id in session.connection().execute(statement, rows)}
+    types = {entity.entity_id: entity.types for entity in entities}
+    replace_types(session, tenant, {pk: types[entity_id] for entity_id, pk in inserted.items()})
+    return set(inserted)
+
+
+def replace_types(session: Session, tenant: TenantRef, types_by_pk: dict[int, list[str]]) -> None:
+    """Write the type rows of entities (existing rows of those entities are removed first)."""
+    if not types_by_pk:
+        return
+    table = table_of(EntityType)
+    session.connection().execute(table.delete().where(table.c.entity_pk.in_(list(types_by_pk))))
+    rows = [
+        {"entity_pk": pk, "type_iri": iri, "tenant_id": tenant.id}
+        for pk, types in types_by_pk.items()
+        for iri in types
+    ]
+    session.connection().execute(insert(table), rows)
+
+
+@dataclass
+class StoredEntity:
+    """An entity row as the bulk paths need it (the document is the stored one: copy before changing)."""
+
+    pk: int
+    entity_id: str
+    types: list[str]
+    scopes: list[str] | None
+    attrs: Attributes
+    created_at: datetime
+    modified_at: datetime
+    geo: dict[str, Any]
+
+    @cached_property
+    def created_stamp(self) -> str:
+        return timestamp(self.created_at)
+
+    @cached_property
+    def modified_stamp(self) -> str:
+        return timestamp(self.modified_at)
+
+
+def load_entities(session: Session, tenant: TenantRef, entity_ids: Iterable[str]) -> dict[str, StoredEntity]:
+    """The existing entities among ``entity_ids``, locked (``FOR UPDATE`` in id order on PostgreSQL, so two
+    bulk writers cannot deadlock; SQLite's write transaction already serialises writers)."""
+    table = table_of(Entity)
+    columns = [table.c[name] for name in ("pk", "entity_id", "types", "scopes", "attrs")]
+    columns += [table.c.created_at, table.c.modified_at, *(table.c[name] for name in GEO_COLUMNS)]
+    statement = (
+        select(*columns)
+        .where(table.c.tenant_id == tenant.id, table.c.entity_id.in_(sorted(set(entity_ids))))
+        .order_by(table.c.entity_id)
+    )
+    if is_postgres(session):
+        statement = statement.with_for_update()
+    return {
+        row.entity_id: StoredEntity(
+            row.pk,
+            row.entity_id,
+            list(row.types),
+            row.scopes,
+            row.attrs,
+            row.created_at,
+            row.modified_at,
+            {name: getattr(row, name) for name in GEO_COLUMNS},
+        )
+        for row in session.execute(statement)
+    }
+
+
+def table_of(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
