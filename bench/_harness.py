@@ -18,7 +18,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from cityhub.domains import manifests
+from cityhub.domains.identity import Grant, Principal
+from cityhub.domains.identity.models import OrgUnit
+from cityhub.domains.identity.service import apikeys, orgs
 from cityhub.kernel.db import Database
 from cityhub.migrations import upgrade_engine
 
@@ -164,3 +169,13 @@ def run_wrk(
         0.0 if errors is None else float(sum(int(n) for n in re.findall(r"\d+", errors.group(0))))
     )
     return result
+
+
+def city_with_api_key(session: Session, permissions: list[str]) -> tuple[OrgUnit, str]:
+    """A city (the root org unit) and an API key holding ``permissions`` over it; the key's secret."""
+    manifests()
+    city = orgs.create_unit(session, orgs.OrgUnitInput(kind="city", code="BENCH", name="基准市"))
+    grant = Grant("operator", city.id, city.path, None, frozenset({*permissions, "identity.apikeys.manage"}))
+    creator = Principal("system", 0, "bench", None, (grant,))
+    _key, secret = apikeys.create_key(session, creator, name="bench", permissions=permissions, org_unit=city)
+    return city, secret

@@ -29,12 +29,10 @@ from sqlalchemy import Column, Index, MetaData, Table, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import fresh_database, running_server, server_env
+from bench._harness import city_with_api_key, fresh_database, running_server, server_env
 from cityhub.domains import manifests
-from cityhub.domains.context.service.bulk import HISTORY_COLUMNS
 from cityhub.domains.context.models import AttributeInstance
-from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.service import apikeys, orgs
+from cityhub.domains.context.service.bulk import HISTORY_COLUMNS
 from cityhub.kernel.db import Database, utcnow
 
 RAW_ROWS = 200_000
@@ -51,25 +49,7 @@ def seed(url: str) -> str:
     manifests()
     database = Database.from_url(url)
     with database.unit_of_work() as session:
-        city = orgs.create_unit(session, orgs.OrgUnitInput(kind="city", code="BENCH", name="基准市"))
-        creator = Principal(
-            "system",
-            0,
-            "bench",
-            None,
-            (
-                Grant(
-                    "operator",
-                    city.id,
-                    city.path,
-                    None,
-                    frozenset({"context.entities.write", "identity.apikeys.manage"}),
-                ),
-            ),
-        )
-        _key, secret = apikeys.create_key(
-            session, creator, name="bench gateway", permissions=["context.entities.write"], org_unit=city
-        )
+        _city, secret = city_with_api_key(session, ["context.entities.write"])
     database.dispose()
     return secret
 

@@ -19,13 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import fresh_database, run_wrk, running_server, server_env
+from bench._harness import city_with_api_key, fresh_database, run_wrk, running_server, server_env
 from cityhub.domains import manifests
 from cityhub.domains.context.service import entities
 from cityhub.domains.context.service.tenants import find_tenant
 from cityhub.domains.context.store.document import parse_entity
-from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.service import apikeys, orgs
 from cityhub.kernel.db import Database
 
 LUA = Path(__file__).resolve().parent / "lua" / "ngsi_patch.lua"
@@ -37,25 +35,7 @@ def seed(url: str, count: int) -> str:
     manifests()
     database = Database.from_url(url)
     with database.unit_of_work() as session:
-        city = orgs.create_unit(session, orgs.OrgUnitInput(kind="city", code="BENCH", name="基准市"))
-        creator = Principal(
-            "system",
-            0,
-            "bench",
-            None,
-            (
-                Grant(
-                    "operator",
-                    city.id,
-                    city.path,
-                    None,
-                    frozenset({"context.entities.write", "identity.apikeys.manage"}),
-                ),
-            ),
-        )
-        _key, secret = apikeys.create_key(
-            session, creator, name="bench", permissions=["context.entities.write"], org_unit=city
-        )
+        _city, secret = city_with_api_key(session, ["context.entities.write"])
         tenant = find_tenant(session, "", create=True)
         for number in range(1, count + 1):
             entity = parse_entity(

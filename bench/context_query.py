@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import fresh_database, running_server, server_env
+from bench._harness import city_with_api_key, fresh_database, running_server, server_env
 from cityhub.domains import manifests
 from cityhub.domains.context.jsonld import ContextResolver
 from cityhub.domains.context.models import Entity, EntityType
@@ -43,8 +43,6 @@ from cityhub.domains.context.service.entities import geo_columns
 from cityhub.domains.context.service.query import EntityQuery, EntitySelector, query_entities
 from cityhub.domains.context.service.tenants import find_tenant
 from cityhub.domains.context.store.document import parse_entity, stamped, timestamp
-from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.service import apikeys, orgs
 from cityhub.kernel.db import Database, utcnow
 
 TYPES = ("AirQualityObserved", "ParkingSpot", "WeatherObserved", "Streetlight")
@@ -215,25 +213,7 @@ def measure_http(
 def api_key(url: str) -> str:
     database = Database.from_url(url)
     with database.unit_of_work() as session:
-        city = orgs.create_unit(session, orgs.OrgUnitInput(kind="city", code="BENCH", name="基准市"))
-        creator = Principal(
-            "system",
-            0,
-            "bench",
-            None,
-            (
-                Grant(
-                    "operator",
-                    city.id,
-                    city.path,
-                    None,
-                    frozenset({"context.entities.read", "identity.apikeys.manage"}),
-                ),
-            ),
-        )
-        _key, secret = apikeys.create_key(
-            session, creator, name="bench", permissions=["context.entities.read"], org_unit=city
-        )
+        _city, secret = city_with_api_key(session, ["context.entities.read"])
     database.dispose()
     return secret
 

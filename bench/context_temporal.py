@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import fresh_database, running_server, server_env
+from bench._harness import city_with_api_key, fresh_database, running_server, server_env
 from cityhub.domains import manifests
 from cityhub.domains.context.models import AttributeInstance
 from cityhub.domains.context.service import temporal
@@ -44,8 +44,6 @@ from cityhub.domains.context.service.temporal import TemporalView, View
 from cityhub.domains.context.service.temporal.window import Aggregation, TemporalQuery, TimeRel
 from cityhub.domains.context.service.temporal.writes import mark_types
 from cityhub.domains.context.service.tenants import find_tenant
-from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.service import apikeys, orgs
 from cityhub.kernel.db import Database
 
 VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -154,14 +152,7 @@ def seed(url: str, backend: str, total: int) -> tuple[str, float]:
     manifests()
     database = Database.from_url(url)
     with database.unit_of_work() as session:
-        city = orgs.create_unit(session, orgs.OrgUnitInput(kind="city", code="BENCH", name="基准市"))
-        permissions = frozenset({"context.entities.read", "identity.apikeys.manage"})
-        creator = Principal(
-            "system", 0, "bench", None, (Grant("operator", city.id, city.path, None, permissions),)
-        )
-        _key, secret = apikeys.create_key(
-            session, creator, name="bench", permissions=["context.entities.read"], org_unit=city
-        )
+        _city, secret = city_with_api_key(session, ["context.entities.read"])
         tenant = find_tenant(session, "", create=True)
         mark_types(session, tenant.id, TARGET, [VOCAB + "Sensor"])
     started = time.perf_counter()

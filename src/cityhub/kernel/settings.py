@@ -13,6 +13,8 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cityhub.kernel.outbound import DEFAULT_BLOCKED_NETWORKS
+
 DEFAULT_SECRET = "change-me-demo-secret-never-use-in-production"  # noqa: S105 - refused outside demo/dev, see _refuse_default_secret
 
 
@@ -67,6 +69,19 @@ class Settings(BaseSettings):
         False,
         description="Test each pooled connection before use (one more round trip per request). Turn on when "
         "connections die silently (firewalls, PgBouncer restarts); off, a dead connection fails one request.",
+    )
+    outbound_blocked_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_NETWORKS),
+        description="Networks the platform never calls when a user names the address (notification "
+        "endpoints, @context URLs), as a JSON list of CIDRs. Default: link-local (cloud metadata) and the "
+        'unspecified address; add private ranges, e.g. ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", '
+        '"127.0.0.0/8", "::1/128", "fc00::/7"], when receivers are never internal.',
+    )
+    opentelemetry: bool = Field(
+        False,
+        description="Let FastAPI report traces, metrics and logs to the OpenTelemetry providers configured "
+        "in the process. Off by default: even with no provider configured, the check costs every request "
+        "measurable CPU.",
     )
     default_locale: str = Field("zh_CN", description="Locale for visitors who chose none (zh_CN or en).")
     timezone: str = Field("Asia/Shanghai", description="Zone in which times are shown by default.")

@@ -57,6 +57,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description="One platform for a city's services, data, devices and communities.",
         lifespan=lifespan,
         openapi_tags=[{"name": m.name, "description": str(m.title)} for m in manifests()],
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     app.state.settings = settings
     app.state.db = database

@@ -239,7 +239,11 @@ def test_concurrent_creation_by_batch_upsert_is_retried(database: Database, town
     tenant = _tenant(database)
 
     def upsert(session: Session, value: float) -> BatchOutcome:
-        entity = {"id": "urn:ngsi-ld:Meter:1", "type": VOCAB + "Meter", VOCAB + "power": value}
+        entity: dict[str, Any] = {
+            "id": "urn:ngsi-ld:Meter:1",
+            "type": VOCAB + "Meter",
+            VOCAB + "power": value,
+        }
         return batch.upsert_entities(session, tenant, [BatchItem(entity["id"], entity)], replace=False)
 
     outcome = _race(database, lambda session: upsert(session, 1.0), lambda session: upsert(session, 2.0))
@@ -302,7 +306,11 @@ def test_history_rows_keep_every_character_and_time(ngsi: NgsiClient, database: 
         "value": note,
         "observedAt": "2026-11-01T10:00:00.123Z",
     }
-    assert rows["note"].value_num is None and rows["flag"].instance["value"] is True
+    assert rows["note"].value_num is None and rows["flag"].instance == {
+        "type": "Property",
+        "value": True,
+        "observedAt": "2026-11-01T10:00:00.123Z",
+    }
     assert rows["power"].instance == {
         "type": "Property",
         "value": 7,
@@ -314,3 +322,11 @@ def test_history_rows_keep_every_character_and_time(ngsi: NgsiClient, database: 
     assert rows["ratio"].observed_at == datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
     shown = ngsi.get(f"/entities/{odd_id}").json()
     assert shown["note"]["value"] == note and shown["ratio"]["observedAt"] == "2026-11-01T10:30:00.000Z"
+
+
+def test_openapi_documents_the_body(client: TestClient) -> None:
+    operation = client.app.openapi()["paths"][URL]["post"]  # type: ignore[attr-defined]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    reading_schema = schema["properties"]["readings"]["items"]
+    assert set(reading_schema["required"]) == {"entity", "attrs"}
+    assert "observedAt" in reading_schema["properties"] and "$ref" not in str(schema)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cityhub.domains.context.errors import NonexistentTenant
 from cityhub.domains.context.ingest import api as ingest_api
 from cityhub.domains.context.schemas import TenantOut, TenantTie
 from cityhub.domains.context.service import tenants
@@ -31,6 +32,9 @@ def tie_tenant(name: str, tie: TenantTie, session: DbSession, principal: Current
         require(principal, MANAGE_TENANTS, get_unit(session, tie.org_unit_id).path)
     else:
         require(principal, MANAGE_TENANTS)
+    current = _existing(session, name)
+    if current is not None:  # re-tying hands its data over: the caller must manage it where it is now too
+        tenants.authorize(principal, MANAGE_TENANTS, current)
     tenants.tie_tenant(session, name, tie.org_unit_id)
     record(
         session,
@@ -42,3 +46,11 @@ def tie_tenant(name: str, tie: TenantTie, session: DbSession, principal: Current
     )
     tenant = next(item for item in tenants.list_tenants(session) if item.name == name)
     return TenantOut.model_validate(tenant)
+
+
+def _existing(session: DbSession, name: str) -> tenants.TenantRef | None:
+    try:
+        current = tenants.find_tenant(session, name, create=False)
+    except NonexistentTenant:
+        return None
+    return None if current is tenants.EMPTY_DEFAULT_TENANT else current

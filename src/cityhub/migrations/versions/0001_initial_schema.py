@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 13:18:35.014989
+Create Date: 2026-11-22 14:10:50.071227
 """
 
 from __future__ import annotations

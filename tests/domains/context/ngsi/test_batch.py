@@ -319,3 +319,21 @@ def test_update_that_changes_nothing_writes_nothing(ngsi: NgsiClient, database: 
     assert response.status_code == 204
     assert history_count(database) == before
     assert ngsi.get("/entities/urn:ngsi-ld:Sensor:1").json()["temperature"]["value"] == 20.0
+
+
+def test_replace_without_attributes_still_changes_type_and_scope(
+    ngsi: NgsiClient, database: Database
+) -> None:
+    assert (
+        ngsi.post("/entityOperations/create", json=[{"id": "urn:ngsi-ld:Box:1", "type": "Box"}]).status_code
+        == 201
+    )
+    body = [{"id": "urn:ngsi-ld:Box:1", "type": "Crate", "scope": "/Madrid"}]
+    assert ngsi.post("/entityOperations/upsert", json=body).status_code == 204
+    assert ngsi.get("/entities/urn:ngsi-ld:Box:1").json()["type"] == "Crate"
+    with database.reading() as session:
+        row = session.scalars(select(Entity).where(Entity.entity_id == "urn:ngsi-ld:Box:1")).one()
+        assert list(session.scalars(select(EntityType.type_iri).where(EntityType.entity_pk == row.pk))) == [
+            row.types[0]
+        ]
+        assert row.types[0].endswith("Crate") and row.modified_at > row.created_at

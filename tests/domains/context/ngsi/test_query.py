@@ -199,11 +199,6 @@ def test_key_values_and_concise(ngsi: NgsiClient) -> None:
     assert concise["status"] == "faulty" and concise["controlledBy"] == {"object": "urn:ngsi-ld:Device:2"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="expand_entity turns `scope` into https://uri.etsi.org/ngsi-ld/scope, which parse_entity stores "
-    "as a Property instead of the entity scope (store/document.py RESERVED_NAMES)",
-)
 def test_scope_query(ngsi: NgsiClient) -> None:
     ngsi.create(sensor(7, scope="/Hangzhou/Binjiang", status={"type": "Property", "value": "ok"}))
     ngsi.create(sensor(8, scope="/Hangzhou/Xihu/Lake", status={"type": "Property", "value": "ok"}))
@@ -259,3 +254,12 @@ def test_bad_queries_are_bad_request_data(ngsi: NgsiClient, params: dict[str, st
     response = ngsi.get("/entities", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+
+
+def test_post_query_on_an_unknown_tenant_creates_nothing(ngsi: NgsiClient) -> None:
+    answer = ngsi.post(
+        "/entityOperations/query", json={"type": "Query", "entities": [{"type": "Sensor"}]}, tenant="ghost"
+    )
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
+    assert ngsi.get("/entities", params={"type": "Sensor"}, tenant="ghost").status_code == 404

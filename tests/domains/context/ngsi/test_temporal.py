@@ -331,8 +331,12 @@ def test_post_query_with_q_temporal_q_and_url_options(ngsi: NgsiClient) -> None:
     }
     newest = ngsi.post(
         "/temporal/entityOperations/query",
-        json={"type": "Query", "entities": [{"id": "urn:ngsi-ld:Room:p0", "type": "Room"}]},
-        params={"lastN": 1, "options": "temporalValues"},
+        json={
+            "type": "Query",
+            "entities": [{"id": "urn:ngsi-ld:Room:p0", "type": "Room"}],
+            "temporalQ": {"lastN": 1},
+        },
+        params={"lastN": 5, "options": "temporalValues"},
     )
     assert newest.status_code == 200, newest.text
     assert newest.json() == [
@@ -391,7 +395,9 @@ def test_post_query_with_geo_q_and_deleted_entities_by_id(ngsi: NgsiClient) -> N
         ({"type": "Query"}, {}),
         ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": "before"}, {}),
         ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": {"timerel": "before"}}, {}),
-        ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": {"lastN": 3}}, {}),
+        ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": {"lastN": 0}}, {}),
+        ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": {"lastN": "3"}}, {}),
+        ({"type": "Query", "entities": [{"type": "Room"}], "temporalQ": {"during": "P1D"}}, {}),
         ({"type": "Query", "entities": [{"type": "Room"}]}, {"timerel": "after", "timeAt": iso(START)}),
         ({"type": "Query", "entities": [{"type": "Room"}], "geoQ": {"georel": "near"}}, {}),
         ({"type": "Query", "entities": [{"type": "Room"}]}, {"aggrMethods": "median"}),
@@ -463,3 +469,28 @@ def test_aggregation_refuses_too_many_periods(ngsi: NgsiClient) -> None:
     )
     assert response.status_code == 400, response.text
     assert response.json()["type"] == BAD_REQUEST
+
+
+def test_temporal_values_of_structured_values_and_relationships(ngsi: NgsiClient) -> None:
+    ngsi.create(
+        {
+            "id": ROOM_ID,
+            "type": "Room",
+            "status": {"type": "Property", "value": {"state": "open", "since": 3}, "observedAt": iso(START)},
+            "inBuilding": {
+                "type": "Relationship",
+                "object": "urn:ngsi-ld:Building:b1",
+                "observedAt": iso(START),
+            },
+            "label": {"type": "Property", "value": "east", "observedAt": iso(START)},
+        }
+    )
+    response = ngsi.get(f"/temporal/entities/{ROOM_ID}", params={"options": "temporalValues"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == {"type": "Property", "values": [[{"state": "open", "since": 3}, iso(START)]]}
+    assert body["inBuilding"] == {
+        "type": "Relationship",
+        "objects": [["urn:ngsi-ld:Building:b1", iso(START)]],
+    }
+    assert body["label"]["values"] == [["east", iso(START)]]

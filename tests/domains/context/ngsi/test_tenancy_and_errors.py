@@ -148,3 +148,16 @@ def test_not_acceptable_and_unknown_options(ngsi: NgsiClient) -> None:
     assert ngsi.get("/entities/urn:ngsi-ld:Building:1", params={"options": "bogus"}).status_code == 400
     assert ngsi.get("/entities/not-a-uri").status_code == 400
     assert ngsi.get("/entities", params={"type": "Building", "limit": "5000"}).status_code == 400
+
+
+def test_blocked_networks_are_never_called(ngsi: NgsiClient) -> None:
+    metadata = BUILDING_LINK.replace(BUILDING_CONTEXT, "http://169.254.169.254/latest/ctx.jsonld")
+    refused = ngsi.post("/entities", json=_entity(), headers={"Link": metadata})
+    assert refused.status_code == 503
+    assert "169.254.169.254" in refused.json()["detail"]
+    subscription = {
+        "type": "Subscription",
+        "entities": [{"type": "Building"}],
+        "notification": {"endpoint": {"uri": "http://169.254.169.254/hook"}},
+    }
+    assert ngsi.post("/subscriptions", json=subscription).status_code == 400

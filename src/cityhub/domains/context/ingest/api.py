@@ -8,7 +8,7 @@ body in the OpenAPI description.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
@@ -34,6 +34,25 @@ def _mapper(request: Request) -> TermMapper:
         raise from_context_error(exc) from None
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` references replaced by the definitions: the schema sits
+    inside the OpenAPI document, where ``#/$defs/...`` would point to the document's root."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 async def _body(request: Request) -> bytes:
     """Read asynchronously, so the synchronous endpoint gets the bytes without blocking the event loop."""
     return await request.body()
@@ -48,7 +67,9 @@ async def _body(request: Request) -> bytes:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": TelemetryBatch.model_json_schema(by_alias=True)}},
+            "content": {
+                "application/json": {"schema": _inlined(TelemetryBatch.model_json_schema(by_alias=True))}
+            },
         }
     },
 )

@@ -65,6 +65,7 @@ from cityhub.domains.context.store.document import (
     check_entity_id,
     check_name,
     find_instance,
+    instance_value_number,
     parse_attribute,
     parse_datetime,
     timestamp,
@@ -178,8 +179,10 @@ def _reading(item: Any, mapper: TermMapper, received: str) -> Reading:
         entity_id,
         (expand(entity_type),) if entity_type else (),
         received if observed is None else observation_stamp(observed),
-        {
-            expand(name): expand_attribute(value) if isinstance(value, dict | list) else value
+        {  # plain values and plain Property objects have no names to expand
+            expand(name): value
+            if not isinstance(value, dict | list) or _is_plain_property(value)
+            else expand_attribute(value)
             for name, value in attrs.items()
         },
     )
@@ -368,15 +371,13 @@ class _Batch:
             if _is_newer(instance, current):
                 plan.document[name] = [*current_list[:index], merged, *current_list[index + 1 :]]
         plan.written.setdefault(name, []).append(merged)
-        value = kept.get("value")
-        number = float(value) if type(value) in (int, float) and kept["type"] == PROPERTY else None
         row = HistoryRow(
             plan.entity_id,
             name,
             kept.get("datasetId"),
             kept["type"],
             kept["observedAt"],
-            number,
+            instance_value_number(kept),
             encode_json(kept),
         )
         self.history.append(row)
@@ -407,7 +408,7 @@ class _Batch:
             if plan.stored is not None
         ]
         update_documents(session, writes, self.now)
-        append_history(session, self.tenant, self.now, self.history)
+        append_history(session, self.tenant.id, self.now, self.history)
 
     def changes(self) -> list[EntityChange]:
         result = []

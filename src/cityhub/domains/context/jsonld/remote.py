@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from cityhub.domains.context.jsonld.errors import ContextNotAvailable, InvalidContext, JsonLdContextError
+from cityhub.kernel.outbound import DEFAULT_BLOCKED_NETWORKS, BlockedAddress, check_host
 
 log = logging.getLogger("cityhub.context.jsonld")
 
@@ -133,12 +134,26 @@ class HttpFetcher:
     (so neither a slow drip nor a huge or compressed-bomb body holds a request).
     """
 
-    def __init__(self, timeout: float, max_bytes: int, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        max_bytes: int,
+        client: httpx.Client | None = None,
+        blocked_networks: Sequence[str] = DEFAULT_BLOCKED_NETWORKS,
+    ) -> None:
         self._timeout = timeout
         self._max_bytes = max_bytes
+        self._blocked = tuple(blocked_networks)
         self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout), follow_redirects=True, max_redirects=5, headers={"Accept": ACCEPT}
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=True,
+            max_redirects=5,
+            headers={"Accept": ACCEPT},
+            event_hooks={"request": [self._check_address]},  # every hop, redirects included
         )
+
+    def _check_address(self, request: httpx.Request) -> None:
+        check_host(request.url.host, request.url.port, self._blocked)
 
     def __call__(self, url: str) -> bytes:
         deadline = time.monotonic() + self._timeout
@@ -148,6 +163,8 @@ class HttpFetcher:
                     raise ContextNotAvailable(url, f"the server answered HTTP {response.status_code}")
                 self._check_declared_length(url, response)
                 return self._read_body(url, response, deadline)
+        except BlockedAddress as exc:
+            raise ContextNotAvailable(url, str(exc)) from None
         except httpx.TimeoutException:
             raise ContextNotAvailable(url, f"no answer within {self._timeout:g} s") from None
         except httpx.HTTPError as exc:

@@ -165,7 +165,14 @@ class ContextResolver:
         """The resolver a process uses, configured from ``CITYHUB_CONTEXT__*`` (disk cache under var_dir)."""
         section = section or domain_settings(ContextSettings)
         local_source = _local_source_factory(settings) if _local_source_factory is not None else None
-        return cls(section, cache_dir=section.cache_directory(settings), local_source=local_source)
+        fetcher = HttpFetcher(
+            section.fetch_timeout_seconds,
+            section.max_context_bytes,
+            blocked_networks=settings.outbound_blocked_networks,
+        )
+        return cls(
+            section, cache_dir=section.cache_directory(settings), local_source=local_source, fetcher=fetcher
+        )
 
     # -- the request path -------------------------------------------------------------------------------
 

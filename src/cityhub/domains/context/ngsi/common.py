@@ -10,10 +10,12 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.context.errors import BadRequestData, InvalidRequest, from_context_error
@@ -44,6 +46,9 @@ from cityhub.kernel.web import DbSession, get_database
 
 TENANT_HEADER = "NGSILD-Tenant"
 MAX_BODY_BYTES = 8_000_000
+LOCATION_SAFE = (
+    "/:@!$&'()*+,;="  # RFC 3986 delimiters allowed in a path; '%', '?', '#' and non-ASCII get encoded
+)
 
 READ = "context.entities.read"
 WRITE = "context.entities.write"
@@ -150,6 +155,9 @@ def _mapper_for(resolver: ContextResolver, context: Any) -> TermMapper:
 
 
 async def read_body(request: Request) -> Any:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequestData(f"the body is larger than {MAX_BODY_BYTES} bytes", status=413)
     return parse_body(await request.body())
 
 
@@ -214,42 +222,59 @@ def read_call(permission: str = READ, offers: tuple[str, ...] = ("application/js
     return Depends(dependency)
 
 
-def write_call(permission: str = WRITE, *, with_body: bool = True):  # type: ignore[no-untyped-def]
-    """A dependency for writes: parses the JSON body (``Call.request.state.body``), creates the tenant."""
+def write_call(permission: str = WRITE, *, with_body: bool = True, body_is_context: bool = False):  # type: ignore[no-untyped-def]
+    """A dependency for writes: parses the JSON body (``Call.request.state.body``), creates the tenant.
+
+    ``body_is_context``: the body's ``@context`` is the payload (``/jsonldContexts``), not the request's.
+    """
 
     async def dependency(
         request: Request, principal: CurrentPrincipal, session: DbSession, resolver: Resolver
     ) -> Call:
         body = await read_body(request) if with_body else None
         request.state.body = body
-        call = cached_call(request, principal, resolver, permission, body)
+        negotiated = None if body_is_context else body
+        call = cached_call(request, principal, resolver, permission, negotiated)
         if call is not None:
             return call
         return await run_in_threadpool(
-            _build_call, request, principal, session, resolver, permission, body=body, write=True
+            _build_call, request, principal, session, resolver, permission, body=negotiated, write=True
         )
 
     return Depends(dependency)
 
 
-def update_call(permission: str = WRITE):  # type: ignore[no-untyped-def]
-    """For writes done elsewhere (the group-commit writer): the entity must exist, so its tenant must too.
-
-    Holds no request transaction: on SQLite a request's write transaction would lock out the writer.
+def body_call(permission: str = WRITE, offers: tuple[str, ...] = ("application/json", JSON_LD)):  # type: ignore[no-untyped-def]
+    """For requests with a body that do not write in the request's transaction: queries sent by POST, and
+    updates done by the group-commit writer (on SQLite a request's write transaction would lock it out).
+    The tenant must exist already; the route opens its own session (``read_session``) when it reads.
     """
 
     async def dependency(request: Request, principal: CurrentPrincipal, resolver: Resolver) -> Call:
         body = await read_body(request)
         request.state.body = body
+        call = cached_call(request, principal, resolver, permission, body)
+        if call is not None:
+            return call
         with get_database(request).request_session(write=False) as session:
-            call = cached_call(request, principal, resolver, permission, body)
-            if call is not None:
-                return call
             return await run_in_threadpool(
-                _build_call, request, principal, session, resolver, permission, body=body, write=False
+                _build_call,
+                request,
+                principal,
+                session,
+                resolver,
+                permission,
+                body=body,
+                write=False,
+                offers=offers,
             )
 
     return Depends(dependency)
+
+
+def read_session(call: Call) -> Session:
+    """A light read session for routes that take their Call from ``body_call``; close it after use."""
+    return get_database(call.request).request_session(write=False)
 
 
 async def patch_attribute(call: Call, entity_id: str, attr: str) -> Response:
@@ -262,6 +287,12 @@ async def patch_attribute(call: Call, entity_id: str, attr: str) -> Response:
     batcher = batcher_for(get_database(call.request))
     await batcher.patch(call.tenant, entity_id, call.expand(attr), fragment)
     return Response(status_code=204)
+
+
+def location(collection: str, resource_id: str) -> dict[str, str]:
+    """The ``Location`` header of a created resource, its id percent-encoded: a header is ASCII, an id any
+    URI (``urn:ngsi-ld:Café:1``)."""
+    return {"Location": f"/ngsi-ld/v1/{collection}/{quote(resource_id, safe=LOCATION_SAFE)}"}
 
 
 def body_of(call: Call) -> Any:

@@ -24,8 +24,9 @@ from cityhub.domains.context.ngsi.common import (
     write_call,
 )
 from cityhub.domains.context.service import contexts as store
-from cityhub.domains.context.service.tenants import authorize, find_tenant
+from cityhub.domains.context.service.tenants import EMPTY_DEFAULT_TENANT, authorize, find_tenant
 from cityhub.domains.identity import Principal, optional_principal
+from cityhub.kernel.audit import record
 from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.web import DbSession
@@ -34,9 +35,11 @@ router = APIRouter(route_class=NgsiRoute)
 
 
 @router.post("/jsonldContexts", status_code=201)
-def add(session: DbSession, call: Call = write_call(MANAGE_CONTEXTS)) -> Response:
+def add(session: DbSession, call: Call = write_call(MANAGE_CONTEXTS, body_is_context=True)) -> Response:
+    _require_whole_tree(call)
     base = str(call.request.base_url)
     row = store.add_context(session, call.resolver, body_of(call), base)
+    _audit(session, call, "context.jsonld_context.add", row.id)
     return Response(status_code=201, headers={"Location": store.CONTEXTS_PATH + row.id})
 
 
@@ -74,5 +77,29 @@ def delete(
     call: Call = write_call(MANAGE_CONTEXTS, with_body=False),
     reload: bool = False,
 ) -> Response:
+    _require_whole_tree(call)
     store.delete_context(session, call.resolver, context_id, reload=reload)
+    _audit(
+        session,
+        call,
+        "context.jsonld_context.reload" if reload else "context.jsonld_context.delete",
+        context_id,
+    )
     return Response(status_code=204)
+
+
+def _require_whole_tree(call: Call) -> None:
+    """Stored contexts serve every tenant, so managing them needs the permission over a whole tree."""
+    authorize(call.principal, MANAGE_CONTEXTS, EMPTY_DEFAULT_TENANT)
+
+
+def _audit(session: DbSession, call: Call, action: str, context_id: str) -> None:
+    """Stored contexts serve every tenant: who added or removed one is kept (privileged, global change)."""
+    record(
+        session,
+        actor=call.principal.actor,
+        action=action,
+        object_type="context_jsonld_context",
+        object_id=context_id,
+        details={"tenant": call.tenant.name},
+    )

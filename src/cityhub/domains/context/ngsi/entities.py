@@ -11,11 +11,12 @@ from cityhub.domains.context.ngsi import common
 from cityhub.domains.context.ngsi.common import (
     Call,
     NgsiRoute,
+    body_call,
     body_of,
+    location,
     options_of,
     read_call,
     split_list,
-    update_call,
     write_call,
 )
 from cityhub.domains.context.query.geoquery import parse_geoquery
@@ -27,6 +28,7 @@ from cityhub.domains.context.store.document import (
     AttributeChanges,
     RenderOptions,
     check_entity_id,
+    check_name,
     parse_attributes,
     parse_entity,
     render,
@@ -51,8 +53,21 @@ def render_options(
     if len(set(formats)) > 1:
         raise BadRequestData("ask for one representation only (keyValues, concise or normalized)")
     fmt = formats[0] if formats else "normalized"
-    projection = frozenset(call.expand_all(split_list(attrs))) if attrs else None
+    projection = _projection(call, attrs)
     return RenderOptions("keyValues" if fmt == "simplified" else fmt, "sysAttrs" in chosen, projection, lang)
+
+
+def _projection(call: Call, attrs: str | None) -> frozenset[str] | None:
+    """The attribute IRIs asked for; None when none is named (``attrs=,`` names none: no projection)."""
+    names = split_list(attrs)
+    return checked_names(call.expand_all(names)) if names else None
+
+
+def checked_names(iris: list[str]) -> frozenset[str]:
+    """Attribute IRIs that can be stored, hence spelled in a SQL JSON path (no quotes, controls, ...)."""
+    for iri in iris:
+        check_name(iri)
+    return frozenset(iris)
 
 
 def shown(call: Call, entity: EntitySnapshot, options: RenderOptions) -> dict[str, Any]:
@@ -68,10 +83,6 @@ def shown(call: Call, entity: EntitySnapshot, options: RenderOptions) -> dict[st
     return call.mapper.compact_entity(document, key_values=options.format == "keyValues")
 
 
-def _location(entity_id: str) -> dict[str, str]:
-    return {"Location": f"/ngsi-ld/v1/entities/{entity_id}"}
-
-
 @router.post("/entities", status_code=201)
 @router.post("/entities/", status_code=201, include_in_schema=False)  # ngsildclient adds a slash
 def create_entity(session: DbSession, call: Call = write_call()) -> Response:
@@ -80,7 +91,7 @@ def create_entity(session: DbSession, call: Call = write_call()) -> Response:
         raise BadRequestData("an entity must be a JSON object")
     entity = parse_entity(call.mapper.expand_entity(body))
     store.create_entity(session, call.tenant, entity)
-    return Response(status_code=201, headers=_location(entity.entity_id))
+    return Response(status_code=201, headers=location("entities", entity.entity_id))
 
 
 @router.get("/entities")
@@ -119,7 +130,7 @@ def query(
         if not (georel and geometry and coordinates):
             raise BadRequestData("a geo-query needs georel, geometry and coordinates")
         geo = parse_geoquery(georel, geometry, coordinates, geoproperty)
-    projection = frozenset(call.expand_all(split_list(attrs or pick))) if (attrs or pick) else None
+    projection = _projection(call, attrs or pick)
     entity_query = EntityQuery(
         selectors=selectors,
         attrs=projection,
@@ -208,7 +219,7 @@ def update(entity_id: str, session: DbSession, call: Call = write_call()) -> Res
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204)
-async def patch_attribute(entity_id: str, attr: str, call: Call = update_call()) -> Response:
+async def patch_attribute(entity_id: str, attr: str, call: Call = body_call()) -> Response:
     return await common.patch_attribute(call, entity_id, attr)
 
 

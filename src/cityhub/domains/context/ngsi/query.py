@@ -15,21 +15,29 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from cityhub.domains.context.errors import BadRequestData
-from cityhub.domains.context.ngsi.common import READ, Call, NgsiRoute, body_of, split_list, write_call
-from cityhub.domains.context.ngsi.entities import render_options, shown
+from cityhub.domains.context.jsonld.negotiation import GEO_JSON, JSON, JSON_LD
+from cityhub.domains.context.ngsi.common import (
+    READ,
+    Call,
+    NgsiRoute,
+    body_call,
+    body_of,
+    read_session,
+    split_list,
+)
+from cityhub.domains.context.ngsi.entities import checked_names, render_options, shown
 from cityhub.domains.context.query.geoquery import GeoQuery, parse_geoquery
 from cityhub.domains.context.query.qlang import parse
 from cityhub.domains.context.service.query import EntityQuery, EntitySelector, query_entities
 from cityhub.domains.context.store.document import RenderOptions, check_entity_id
-from cityhub.kernel.web import DbSession
 
 router = APIRouter(route_class=NgsiRoute)
+QUERY_OFFERS = (JSON, JSON_LD, GEO_JSON)
 
 
 @router.post("/entityOperations/query")
 def post_query(
-    session: DbSession,
-    call: Call = write_call(READ),
+    call: Call = body_call(READ, QUERY_OFFERS),
     limit: int = 20,
     offset: int = 0,
     count: bool = False,
@@ -58,7 +66,8 @@ def post_query(
         count=count,
         attribute_resolver=call.expand,
     )
-    result = query_entities(session, call.tenant, entity_query)
+    with read_session(call) as session:
+        result = query_entities(session, call.tenant, entity_query)
     chosen = render_options(call, options, format, None, lang)
     render_with = RenderOptions(chosen.format, chosen.sys_attrs, projection, lang)
     headers = {"NGSILD-Results-Count": str(result.count)} if result.count is not None else {}
@@ -77,7 +86,7 @@ def name_list(call: Call, value: Any, what: str) -> frozenset[str] | None:
     names = split_list(value) if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise BadRequestData(f"{what} must be a non-empty list of names")
-    return frozenset(call.expand_all(names))
+    return checked_names(call.expand_all(names))
 
 
 def entity_selectors(call: Call, value: Any) -> list[EntitySelector]:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Response
 
-from cityhub.domains.context.ngsi.common import SUBSCRIBE, Call, NgsiRoute, body_of, read_call, write_call
+from cityhub.domains.context.ngsi.common import (
+    SUBSCRIBE,
+    Call,
+    NgsiRoute,
+    body_of,
+    location,
+    read_call,
+    write_call,
+)
 from cityhub.domains.context.service.query import check_paging
 from cityhub.domains.context.store.document import check_entity_id
 from cityhub.domains.context.subscriptions import store
-from cityhub.domains.context.subscriptions.document import merge_fragment, parse_subscription
+from cityhub.domains.context.subscriptions.document import (
+    SubscriptionInput,
+    merge_fragment,
+    parse_subscription,
+)
+from cityhub.kernel.audit import record
 from cityhub.kernel.web import DbSession
 
 router = APIRouter(route_class=NgsiRoute)
-
-
-def _location(subscription_id: str) -> dict[str, str]:
-    return {"Location": f"/ngsi-ld/v1/subscriptions/{subscription_id}"}
 
 
 def _notification_context(call: Call, given: dict[str, Any], current: Any) -> Any:
@@ -32,7 +42,8 @@ def create(session: DbSession, call: Call = write_call(SUBSCRIBE)) -> Response:
     given = parse_subscription(body_of(call), call.mapper)
     context = _notification_context(call, given.document, call.mapper.context.user_context)
     store.create_subscription(session, call.tenant, given, context, call.principal.actor)
-    return Response(status_code=201, headers=_location(given.subscription_id))
+    _audit(session, call, "context.subscription.create", given.subscription_id, given)
+    return Response(status_code=201, headers=location("subscriptions", given.subscription_id))
 
 
 @router.get("/subscriptions")
@@ -66,6 +77,7 @@ def update(subscription_id: str, session: DbSession, call: Call = write_call(SUB
     given = parse_subscription(merged, call.mapper, creating=False)
     context = _notification_context(call, given.document, row.context)
     store.update_subscription(session, call.tenant, row, given, context)
+    _audit(session, call, "context.subscription.update", given.subscription_id, given)
     return Response(status_code=204)
 
 
@@ -75,4 +87,23 @@ def delete(
 ) -> Response:
     check_entity_id(subscription_id)
     store.delete_subscription(session, call.tenant, subscription_id)
+    _audit(session, call, "context.subscription.delete", subscription_id)
     return Response(status_code=204)
+
+
+def _audit(
+    session: DbSession, call: Call, action: str, subscription_id: str, given: SubscriptionInput | None = None
+) -> None:
+    """Subscriptions send the tenant's data to an endpoint of the creator's choosing: each change is kept
+    with that endpoint's host (not the whole URI: it may carry credentials)."""
+    details: dict[str, Any] = {"tenant": call.tenant.name}
+    if given is not None:
+        details["endpoint_host"] = urlsplit(given.document["notification"]["endpoint"]["uri"]).hostname
+    record(
+        session,
+        actor=call.principal.actor,
+        action=action,
+        object_type="context_subscription",
+        object_id=subscription_id,
+        details=details,
+    )

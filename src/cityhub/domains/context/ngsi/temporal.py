@@ -26,11 +26,13 @@ from cityhub.domains.context.ngsi.common import (
     Call,
     NgsiRoute,
     body_of,
+    location,
     options_of,
     read_call,
     split_list,
     write_call,
 )
+from cityhub.domains.context.ngsi.entities import checked_names
 from cityhub.domains.context.query.geoquery import parse_geoquery
 from cityhub.domains.context.query.qlang import parse
 from cityhub.domains.context.service import temporal
@@ -183,7 +185,8 @@ def _url_selectors(
 
 
 def _attrs(call: Call, given: TemporalParameters) -> frozenset[str] | None:
-    return frozenset(call.expand_all(split_list(given.attrs))) if given.attrs else None
+    names = checked_names(call.expand_all(split_list(given.attrs)))
+    return frozenset(names) if names else None
 
 
 @router.post("/temporal/entityOperations/query")
@@ -223,20 +226,24 @@ def post_query(
 
 def _with_temporal_q(given: TemporalParameters, value: Any) -> TemporalParameters:
     """The parameters with the body's ``temporalQ`` (clause 5.2.21: timerel, timeAt, endTimeAt,
-    timeproperty)."""
+    timeproperty; a ``lastN`` there, as later versions allow, replaces the URL's)."""
     if value is None:
         return given
     if not isinstance(value, Mapping):
         raise BadRequestData("temporalQ must be an object with timerel, timeAt, endTimeAt, timeproperty")
-    unknown = set(value) - {"timerel", "timeAt", "endTimeAt", "timeproperty"}
+    unknown = set(value) - {"timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"}
     if unknown:
         raise BadRequestData(f"unknown temporalQ members: {', '.join(sorted(unknown))}")
+    last_n = value.get("lastN", given.last_n)
+    if last_n is not None and (not isinstance(last_n, int) or isinstance(last_n, bool)):
+        raise BadRequestData("temporalQ lastN must be an integer")
     return replace(
         given,
         timerel=query_body.text_member(value.get("timerel"), "timerel"),
         time_at=query_body.text_member(value.get("timeAt"), "timeAt"),
         end_time_at=query_body.text_member(value.get("endTimeAt"), "endTimeAt"),
         time_property=query_body.text_member(value.get("timeproperty"), "timeproperty"),
+        last_n=last_n,
     )
 
 
@@ -253,7 +260,7 @@ def create_or_update(session: DbSession, call: Call = write_call()) -> Response:
     created = temporal.upsert_temporal_entity(session, call.tenant, call.mapper.expand_entity(body))
     if not created:
         return Response(status_code=204)
-    return Response(status_code=201, headers={"Location": f"/ngsi-ld/v1/temporal/entities/{body.get('id')}"})
+    return Response(status_code=201, headers=location("temporal/entities", str(body.get("id"))))
 
 
 @router.delete("/temporal/entities/{entity_id}", status_code=204)

@@ -48,7 +48,10 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, TypeAlias
 
+from cityhub.domains.context.query.regex_guard import MAX_PATTERN_LENGTH, unsafe_reason
+
 __all__ = [
+    "MAX_PATTERN_LENGTH",
     "And",
     "AttributePath",
     "Boolean",
@@ -81,7 +84,6 @@ __all__ = [
 MAX_NESTING = (
     32  # parentheses and linked-entity braces; deeper input is refused rather than risking recursion
 )
-MAX_PATTERN_LENGTH = 1000  # Python's re backtracks: keep client-supplied patterns short
 MAX_LINK_LOOKUPS = (
     256  # entity lookups one evaluation may spend following linked-entity paths (fan-out^depth)
 )
@@ -530,8 +532,9 @@ class _Parser:
             source = self.unquoted_pattern()
             if not source:
                 raise self.error(f"expected a regular expression, found {self.found()}")
-        if len(source) > MAX_PATTERN_LENGTH:
-            raise self.error(f"the regular expression is longer than {MAX_PATTERN_LENGTH} characters", start)
+        refused = unsafe_reason(source)
+        if refused is not None:
+            raise self.error(refused, start)
         try:
             _regex(source)
         except re.error as error:

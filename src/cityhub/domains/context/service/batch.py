@@ -255,7 +255,7 @@ class _BulkWrite:
         written = [plan for plan in plans if plan.index not in created_meanwhile]
         self._update([plan for plan in written if plan.stored is not None and plan.writes])
         append_history(
-            self.session, self.tenant, self.now, [row for plan in written for row in _history(plan)]
+            self.session, self.tenant.id, self.now, [row for plan in written for row in _history(plan)]
         )
         for plan in written:
             if plan.writes:
@@ -279,9 +279,8 @@ class _BulkWrite:
             attrs = self._stamped(entity.attrs)
             deleted = {name: instances for name, instances in stored.attrs.items() if name not in attrs}
             types = entity.types or stored.types
-            return _Planned(
-                index, entity, stored, attrs, AttributeChanges(attrs, deleted), types, entity.scopes
-            )
+            changes = AttributeChanges(attrs, deleted)
+            return _Planned(index, entity, stored, attrs, changes, types, entity.scopes, replaced=True)
         document = dict(stored.attrs)
         changes = put_instances(document, entity.attrs, self.stamp, overwrite=self.rule.overwrite)
         return _Planned(index, entity, stored, document, changes, stored.types, stored.scopes)

@@ -111,7 +111,7 @@ def deleted_row(entity_id: str, name: str, instance: Instance) -> HistoryRow:
     )
 
 
-def append_history(session: Session, tenant: TenantRef, at: datetime, rows: Sequence[HistoryRow]) -> None:
+def append_history(session: Session, tenant_id: int, at: datetime, rows: Sequence[HistoryRow]) -> None:
     """Append history rows written at ``at``: COPY on PostgreSQL, one executemany on SQLite."""
     if not rows:
         return
@@ -121,7 +121,7 @@ def append_history(session: Session, tenant: TenantRef, at: datetime, rows: Sequ
     names = ", ".join(HISTORY_COLUMNS)
     if is_postgres(session):
         with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            copy.write(_copy_text(tenant.id, at, rows))
+            copy.write(_copy_text(tenant_id, at, rows))
         return
     processor = table_of(AttributeInstance).c.created_at.type.bind_processor(session.get_bind().dialect)
     assert processor is not None
@@ -131,7 +131,7 @@ def append_history(session: Session, tenant: TenantRef, at: datetime, rows: Sequ
         f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608 - fixed names
         [
             (
-                tenant.id,
+                tenant_id,
                 row.entity_id,
                 row.attr_iri,
                 row.dataset_id,

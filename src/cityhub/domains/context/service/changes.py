@@ -10,18 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from cityhub.domains.context.models import AttributeInstance
-from cityhub.domains.context.store.document import (
-    Attributes,
-    Instance,
-    instance_value_number,
-    parse_datetime,
-)
+from cityhub.domains.context.service import bulk
+from cityhub.domains.context.store.document import Attributes, Instance
 
 ChangeKind = Literal["created", "updated", "deleted"]
 Listener = Callable[[Session, "EntityChange"], None]
@@ -70,10 +64,13 @@ def announce(session: Session, change: EntityChange) -> None:
 
 
 def announce_all(session: Session, changes: Sequence[EntityChange]) -> None:
-    """The history of every change in one insert, then the listeners, change by change."""
-    rows = [row for change in changes for row in _history_rows(change)]
-    if rows:
-        session.execute(insert(AttributeInstance), rows)
+    """The history of every change (one COPY or executemany per tenant and time), then the listeners."""
+    batches: dict[tuple[int, datetime], list[bulk.HistoryRow]] = {}
+    for change in changes:
+        assert change.at is not None
+        batches.setdefault((change.tenant_id, change.at), []).extend(history_rows(change))
+    for (tenant_id, at), rows in batches.items():
+        bulk.append_history(session, tenant_id, at, rows)
     for change in changes:
         inform_listeners(session, change)
 
@@ -85,38 +82,25 @@ def inform_listeners(session: Session, change: EntityChange) -> None:
 
 
 def record_history(session: Session, change: EntityChange) -> None:
-    """Append every written and deleted instance to the temporal history (one executemany)."""
-    rows = _history_rows(change)
-    if rows:
-        session.execute(insert(AttributeInstance), rows)
-
-
-def _history_rows(change: EntityChange) -> list[dict[str, Any]]:
+    """Append every written and deleted instance of one change to the temporal history."""
     assert change.at is not None
-    rows: list[dict[str, Any]] = []
-    for name, instances in change.written.items():
-        rows.extend(_history_row(change, name, instance, deleted=False) for instance in instances)
-    for name, instances in change.deleted.items():
-        rows.extend(_history_row(change, name, instance, deleted=True) for instance in instances)
+    bulk.append_history(session, change.tenant_id, change.at, history_rows(change))
+
+
+def history_rows(change: EntityChange) -> list[bulk.HistoryRow]:
+    rows = [
+        bulk.written_row(change.entity_id, name, instance, _observed(instance))
+        for name, instances in change.written.items()
+        for instance in instances
+    ]
+    rows += [
+        bulk.deleted_row(change.entity_id, name, instance)
+        for name, instances in change.deleted.items()
+        for instance in instances
+    ]
     return rows
 
 
-_SYSTEM = ("createdAt", "modifiedAt")
-
-
-def _history_row(change: EntityChange, name: str, instance: Instance, *, deleted: bool) -> dict[str, Any]:
-    at = change.at
-    assert at is not None
+def _observed(instance: Instance) -> str | None:
     observed = instance.get("observedAt")
-    return {
-        "tenant_id": change.tenant_id,
-        "entity_id": change.entity_id,
-        "attr_iri": name,
-        "dataset_id": instance.get("datasetId"),
-        "attr_type": instance.get("type", "Property"),
-        "observed_at": at if deleted or observed is None else parse_datetime(observed, "observedAt"),
-        "created_at": at,
-        "value_num": None if deleted else instance_value_number(instance),
-        "instance": None if deleted else {k: v for k, v in instance.items() if k not in _SYSTEM},
-        "deleted": deleted,
-    }
+    return None if observed is None else bulk.history_time(observed)

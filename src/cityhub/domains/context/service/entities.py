@@ -13,15 +13,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityhub.domains.context.models import Entity, EntityType
 from cityhub.domains.context.query.geoquery import geometry_bounds
+from cityhub.domains.context.service import bulk
 from cityhub.domains.context.service.changes import EntityChange, EntitySnapshot, announce, announce_all
 from cityhub.domains.context.service.tenants import TenantRef
 from cityhub.domains.context.store.document import (
     LOCATION,
+    NULL,
     AttributeChanges,
     Attributes,
     EntityInput,
@@ -32,6 +35,7 @@ from cityhub.domains.context.store.document import (
     parse_attributes,
     parse_scopes,
     put_instances,
+    scope_of,
     stamped,
     timestamp,
 )
@@ -116,7 +120,10 @@ def create_entity(session: Session, tenant: TenantRef, entity: EntityInput) -> E
         **geo_columns(attrs),
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request created it since the check above
+        raise AlreadyExists(f"entity {entity.entity_id} already exists") from None
     _write_types(session, tenant, row.pk, entity.types)
     after = snapshot(row)
     announce(
@@ -221,66 +228,83 @@ def patch_attribute(
 def patch_attributes(session: Session, patches: Sequence[AttributePatch]) -> list[Problem | None]:
     """Many partial attribute updates in one transaction, in order; each one's refusal (or None) in a list.
 
-    The entities are locked with one query, in id order (so concurrent writers never deadlock), their
-    documents change in memory, and one flush and one history insert write them all. A refused update
-    changes nothing, so the others go on.
+    Set at a time (``service.bulk``): the entities are locked with one query per tenant, in id order (so
+    concurrent writers never deadlock), their documents change in memory, then one statement rewrites them
+    and one appends the history. A refused update changes nothing, so the others go on.
     """
-    rows = _locked_rows(session, patches)
+    entities = _locked_entities(session, patches)
     now = utcnow()
     stamp = timestamp(now)
     outcomes: list[Problem | None] = []
     changes: list[EntityChange] = []
+    changed: dict[tuple[int, str], bulk.StoredEntity] = {}
     for patch in patches:
-        row = rows.get((patch.tenant.id, patch.entity_id))
+        key = (patch.tenant.id, patch.entity_id)
+        entity = entities.get(key)
         try:
-            if row is None:
+            if entity is None:
                 raise ResourceNotFound(f"entity {patch.entity_id} does not exist")
-            document, merged = _patched_document(row, patch.name, patch.fragment, stamp)
+            document, merged = _patched_document(
+                entity.entity_id, entity.attrs, patch.name, patch.fragment, stamp
+            )
         except Problem as refused:
             outcomes.append(refused)
             continue
-        before = snapshot(row)
-        _set_document(row, before, document, now, {patch.name})
+        before = _snapshot_of(entity)
+        entity.attrs, entity.modified_at = document, now
+        if patch.name == LOCATION:
+            entity.geo = geo_columns(document)
+        changed[key] = entity
         written = {patch.name: [merged]}
         changes.append(
-            EntityChange(patch.tenant.id, "updated", row.entity_id, before, snapshot(row), written, at=now)
+            EntityChange(
+                patch.tenant.id, "updated", entity.entity_id, before, _snapshot_of(entity), written, at=now
+            )
         )
         outcomes.append(None)
-    session.flush()
+    writes = [bulk.DocumentWrite(e.pk, e.attrs, e.geo, e.scopes, e.types) for e in changed.values()]
+    bulk.update_documents(session, writes, now)
     announce_all(session, changes)
     return outcomes
 
 
-def _locked_rows(session: Session, patches: Sequence[AttributePatch]) -> dict[tuple[int, str], Entity]:
+def _locked_entities(
+    session: Session, patches: Sequence[AttributePatch]
+) -> dict[tuple[int, str], bulk.StoredEntity]:
+    tenants: dict[int, TenantRef] = {}
     wanted: dict[int, set[str]] = {}
     for patch in patches:
+        tenants[patch.tenant.id] = patch.tenant
         wanted.setdefault(patch.tenant.id, set()).add(patch.entity_id)
-    rows: dict[tuple[int, str], Entity] = {}
-    for tenant_id, entity_ids in wanted.items():
-        statement = (
-            select(Entity)
-            .where(Entity.tenant_id == tenant_id, Entity.entity_id.in_(sorted(entity_ids)))
-            .order_by(Entity.entity_id)
-        )
-        if is_postgres(session):
-            statement = statement.with_for_update()
-        rows.update({(tenant_id, row.entity_id): row for row in session.scalars(statement)})
-    return rows
+    return {
+        (tenant_id, entity_id): entity
+        for tenant_id, entity_ids in wanted.items()
+        for entity_id, entity in bulk.load_entities(session, tenants[tenant_id], entity_ids).items()
+    }
+
+
+def _snapshot_of(entity: bulk.StoredEntity) -> EntitySnapshot:
+    return EntitySnapshot(
+        entity.entity_id,
+        entity.types,
+        entity.scopes,
+        entity.attrs,
+        entity.created_stamp,
+        timestamp(entity.modified_at),
+    )
 
 
 def _patched_document(
-    row: Entity, name: str, fragment: Mapping[str, Any], stamp: str
+    entity_id: str, attrs: Attributes, name: str, fragment: Mapping[str, Any], stamp: str
 ) -> tuple[Attributes, dict[str, Any]]:
     fragment = fragment_of(fragment)
-    instances = row.attrs.get(name)
+    instances = attrs.get(name)
     dataset_id = fragment.get("datasetId")
     index = find_instance(instances or [], dataset_id)
     if instances is None or index is None:
-        raise ResourceNotFound(
-            f"entity {row.entity_id} has no attribute {name}" + _dataset_suffix(dataset_id)
-        )
+        raise ResourceNotFound(f"entity {entity_id} has no attribute {name}" + _dataset_suffix(dataset_id))
     merged = merge_instance(instances[index], fragment, name, stamp)
-    document = dict(row.attrs)
+    document = dict(attrs)
     document[name] = [*instances[:index], merged, *instances[index + 1 :]]
     return document, merged
 
@@ -316,8 +340,9 @@ def merge_entity(session: Session, tenant: TenantRef, entity_id: str, fragment: 
                 merged[index] = merge_instance(merged[index], fragment_of(raw), name, stamp)
                 changes.written.setdefault(name, []).append(merged[index])
         document[name] = merged
-    if "scope" in fragment:
-        row.scopes = before.scopes if fragment["scope"] is None else parse_scopes(fragment["scope"])
+    scope = scope_of(fragment)
+    if scope is not None:
+        row.scopes = None if scope == NULL else parse_scopes(scope)
     _save(session, tenant, row, before, document, now, changes)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import BadRequestData
@@ -21,6 +21,7 @@ from cityhub.domains.context.models import Entity, EntityType
 from cityhub.domains.context.query.geoquery import GeoQuery, GeoRel, geometry_bounds, matches_entity
 from cityhub.domains.context.query.prefilter import AttributeHas, Condition, Either, condition_of, to_sql
 from cityhub.domains.context.query.qlang import Expr, evaluate
+from cityhub.domains.context.query.regex_guard import unsafe_reason
 from cityhub.domains.context.service.changes import EntitySnapshot
 from cityhub.domains.context.service.entities import NEAR_CELL_RESOLUTION, snapshot
 from cityhub.domains.context.service.tenants import TenantRef
@@ -66,6 +67,9 @@ class QueryResult:
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
+    refused = unsafe_reason(pattern)
+    if refused is not None:
+        raise BadRequestData(f"invalid idPattern: {refused}")
     try:
         return re.compile(pattern)
     except re.error as exc:
@@ -238,7 +242,7 @@ def _by_selectors(statement: Select[Any], tenant: TenantRef, selectors: list[Ent
     conditions = []
     for selector in selectors:
         if selector.id is not None:  # the tenant again, so that the (tenant_id, entity_id) index serves it
-            conditions.append((Entity.tenant_id == tenant.id) & (Entity.entity_id == selector.id))
+            conditions.append(and_(Entity.tenant_id == tenant.id, Entity.entity_id == selector.id))
         else:
             typed = select(EntityType.entity_pk).where(
                 EntityType.tenant_id == tenant.id, EntityType.type_iri.in_(selector.types)

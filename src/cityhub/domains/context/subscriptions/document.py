@@ -23,6 +23,8 @@ from cityhub.domains.context.query.qlang import And, Comparison, Exists, Expr, L
 from cityhub.domains.context.service.query import compile_pattern
 from cityhub.domains.context.store.document import check_name, is_uri, parse_datetime, timestamp
 from cityhub.kernel.db import utcnow
+from cityhub.kernel.outbound import BlockedAddress, check_host
+from cityhub.kernel.settings import get_settings
 
 SUBSCRIPTION = "Subscription"
 ID_PREFIX = "urn:ngsi-ld:Subscription:"
@@ -311,6 +313,10 @@ def _endpoint(value: Any) -> dict[str, Any]:
     parts = urlsplit(uri)
     if parts.scheme not in HTTP_SCHEMES + MQTT_SCHEMES or not parts.hostname:
         raise BadRequestData("endpoint uri must be http(s)://host/... or mqtt(s)://host[:port]/topic")
+    try:
+        check_host(parts.hostname, None, get_settings().outbound_blocked_networks)
+    except BlockedAddress as exc:
+        raise BadRequestData(f"endpoint uri: {exc}") from None
     try:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:

@@ -3,8 +3,8 @@
 Both are blocking and thread-safe, so the delivery loop sends a batch from a thread pool. For MQTT the
 NGSI-LD MQTT notification binding wraps the notification as ``{"metadata": {headers}, "body": notification}``;
 ``notifierInfo`` ``MQTT-QoS`` (0, 1, 2) and ``MQTT-Version`` (``mqtt3.1.1`` or
-``mqtt5.0``) choose the publish. Brokers are reached with one client per (scheme, host, port, user) and kept
-connected by paho's network thread.
+``mqtt5.0``) choose the publish. Brokers are reached with one client per (scheme, host, port, credentials)
+and kept connected by paho's network thread.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from cityhub.kernel.outbound import BlockedAddress, check_host
+from cityhub.kernel.settings import get_settings
 
 HTTP_TIMEOUT_SECONDS = 10.0
 MQTT_TIMEOUT_SECONDS = 10.0
@@ -59,6 +62,7 @@ class _Http:
 
     def post(self, message: Message) -> None:
         parts = urlsplit(message.uri)
+        _check_address(parts)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         content = json.dumps(message.body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {**message.headers, "Content-Length": str(len(content))}
@@ -68,7 +72,6 @@ class _Http:
             try:
                 connection.request("POST", target, body=content, headers=headers)
                 response = connection.getresponse()
-                text = response.read(MAX_REASON).decode("utf-8", "replace")
                 if response.will_close:
                     self._drop(key)
                 else:
@@ -80,7 +83,8 @@ class _Http:
                     continue  # the receiver closed an idle keep-alive connection: once more on a new one
                 raise DeliveryError(f"{type(exc).__name__}: {exc}"[:MAX_REASON]) from None
         if not 200 <= response.status < 300:
-            raise DeliveryError(f"HTTP {response.status}: {text}"[:MAX_REASON])
+            # The status only: the receiver's body would hand its content to whoever set the endpoint.
+            raise DeliveryError(f"HTTP {response.status} {response.reason}"[:MAX_REASON])
 
     def _connection(self, key: tuple[Any, ...]) -> tuple[http.client.HTTPConnection, bool]:
         connections: dict[tuple[Any, ...], http.client.HTTPConnection] = self._local.__dict__.setdefault(
@@ -131,7 +135,8 @@ class _Mqtt:
             )
 
     def _client(self, parts: Any, version: str) -> mqtt.Client:
-        key = (parts.scheme, parts.hostname, parts.port, parts.username, version)
+        # the password too: a subscription naming another's user name must not ride on its connection
+        key = (parts.scheme, parts.hostname, parts.port, parts.username, parts.password, version)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
@@ -141,6 +146,7 @@ class _Mqtt:
 
     @staticmethod
     def _connect(parts: Any, version: str) -> mqtt.Client:
+        _check_address(parts)
         protocol = mqtt.MQTTv5 if version == "mqtt5.0" else mqtt.MQTTv311
         client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
         if parts.username:
@@ -170,3 +176,11 @@ class _Mqtt:
 
 _http = _Http()
 _mqtt = _Mqtt()
+
+
+def _check_address(parts: Any) -> None:
+    """Refuse blocked networks at each connection (the name may resolve elsewhere than at creation)."""
+    try:
+        check_host(parts.hostname or "", parts.port, get_settings().outbound_blocked_networks)
+    except BlockedAddress as exc:
+        raise DeliveryError(str(exc)) from None
