@@ -7,7 +7,7 @@ import pytest
 from cityhub.kernel.outbound import DEFAULT_BLOCKED_NETWORKS, BlockedAddress, check_host
 
 
-@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "0.0.0.0"])
+@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "0.0.0.0"])  # noqa: S104 - refused, not bound
 def test_default_blocks_link_local_and_unspecified(host: str) -> None:
     with pytest.raises(BlockedAddress):
         check_host(host, 80, DEFAULT_BLOCKED_NETWORKS)
