@@ -40,6 +40,7 @@ from bench._harness import city_with_api_key, fresh_database, running_server, se
 from cityhub.domains import manifests
 from cityhub.domains.context.models import AttributeInstance
 from cityhub.domains.context.service import temporal
+from cityhub.domains.context.service.bulk import HISTORY_COLUMNS
 from cityhub.domains.context.service.temporal import TemporalView, View
 from cityhub.domains.context.service.temporal.window import Aggregation, TemporalQuery, TimeRel
 from cityhub.domains.context.service.temporal.writes import mark_types
@@ -54,18 +55,7 @@ OTHER_ENTITIES = 5_000
 END = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 30
 MINUTES = DAYS * 24 * 60
-COLUMNS = (
-    "tenant_id",
-    "entity_id",
-    "attr_iri",
-    "dataset_id",
-    "attr_type",
-    "observed_at",
-    "created_at",
-    "value_num",
-    "instance",
-    "deleted",
-)
+COLUMNS = HISTORY_COLUMNS
 BATCH = 200_000
 
 

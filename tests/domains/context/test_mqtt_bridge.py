@@ -204,6 +204,9 @@ def crash_env(
     forget_session(f"{prefix}-bridge")
 
 
+BRIDGE_LOGS: list[str] = []  # every bridge's stderr, shown when a test fails
+
+
 def start_bridge(env: dict[str, str]) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "cityhub.cli", "context", "mqtt-bridge"],
@@ -216,8 +219,10 @@ def start_bridge(env: dict[str, str]) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 30
     stderr = process.stderr
     for line in stderr:
+        BRIDGE_LOGS.append(line)
         if "subscribed to" in line:
-            threading.Thread(target=stderr.read, daemon=True).start()  # keep the pipe from filling up
+            # Keep reading, so the pipe never fills up, and keep the lines for a failure message.
+            threading.Thread(target=lambda: BRIDGE_LOGS.extend(stderr), daemon=True).start()
             return process
         if time.monotonic() > deadline:
             break
@@ -242,7 +247,11 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
                 bridge.wait(10)
             elif sequence == 2 * count // 3:
                 bridge = start_bridge(crash_env)  # the rest arrive while it catches up
-        wait_for(lambda: history_count(database) >= count, seconds=180)  # generous: CI machines are busy
+        try:
+            wait_for(lambda: history_count(database) >= count, seconds=180)  # generous: CI machines are busy
+        except AssertionError as late:
+            log = "".join(BRIDGE_LOGS[-40:])
+            raise AssertionError(f"{history_count(database)} of {count} stored; bridge log:\n{log}") from late
         time.sleep(1.0)  # late redeliveries, if any, would land now
     finally:
         bridge.send_signal(signal.SIGTERM)

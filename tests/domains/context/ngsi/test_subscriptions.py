@@ -462,3 +462,15 @@ def test_mqtt_endpoint_publishes_to_the_topic(
     assert message["body"]["subscriptionId"] == sub_id
     assert message["body"]["data"][0]["id"] == "urn:ngsi-ld:Room:1"
     assert ngsi.get(f"/subscriptions/{sub_id}").json()["notification"]["timesSent"] == 1
+
+
+def test_endpoint_passwords_are_not_shown_back(ngsi: NgsiClient) -> None:
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": "Sensor"}],
+        "notification": {"endpoint": {"uri": "mqtt://gateway:s3cret@127.0.0.1:1883/alerts"}},
+    }
+    created = ngsi.post("/subscriptions", json=body)
+    assert created.status_code == 201, created.text
+    shown = ngsi.get(created.headers["Location"].removeprefix("/ngsi-ld/v1")).json()
+    assert shown["notification"]["endpoint"]["uri"] == "mqtt://gateway:****@127.0.0.1:1883/alerts"

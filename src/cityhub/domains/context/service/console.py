@@ -38,6 +38,7 @@ from cityhub.domains.context.store.document import (
     instance_value_number,
     parse_datetime,
 )
+from cityhub.domains.context.subscriptions.document import masked_uri
 from cityhub.domains.identity import Principal
 from cityhub.kernel.errors import Forbidden, NotFound, Problem
 from cityhub.kernel.i18n import gettext as _
@@ -362,7 +363,7 @@ def _subscription_view(row: Subscription) -> SubscriptionView:
     return SubscriptionView(
         subscription_id=row.subscription_id,
         name=name if isinstance(name, str) else None,
-        endpoint=uri if isinstance(uri, str) else None,
+        endpoint=masked_uri(uri) if isinstance(uri, str) else None,
         is_active=row.is_active,
         expires_at=row.expires_at,
         times_sent=row.times_sent,

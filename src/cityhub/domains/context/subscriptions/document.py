@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from cityhub.domains.context.errors import BadRequestData
 from cityhub.domains.context.jsonld import TermMapper
@@ -301,6 +301,15 @@ def _notification(value: Any, mapper: TermMapper) -> dict[str, Any]:
             notification[member] = value[member]
     notification["endpoint"] = _endpoint(value.get("endpoint"))
     return notification
+
+
+def masked_uri(uri: str) -> str:
+    """The endpoint URI as shown back (API, console): a password in it replaced by ``****``."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _endpoint(value: Any) -> dict[str, Any]:

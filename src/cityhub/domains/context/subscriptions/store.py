@@ -17,7 +17,7 @@ from cityhub.domains.context.jsonld import TermMapper
 from cityhub.domains.context.models import Subscription, Tenant
 from cityhub.domains.context.service.tenants import TenantRef
 from cityhub.domains.context.store.document import timestamp
-from cityhub.domains.context.subscriptions.document import SubscriptionInput, compact_subscription
+from cityhub.domains.context.subscriptions.document import SubscriptionInput, compact_subscription, masked_uri
 from cityhub.domains.context.subscriptions.matching import forget_version
 from cityhub.domains.context.subscriptions.queue import has_pending_timer, queue_timer
 from cityhub.kernel.db import utcnow
@@ -125,6 +125,9 @@ def shown_subscription(row: Subscription, mapper: TermMapper) -> dict[str, Any]:
     else:
         shown["status"] = "active" if row.is_active else "paused"
     notification = shown["notification"]
+    endpoint = notification.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("uri"), str):
+        endpoint["uri"] = masked_uri(endpoint["uri"])
     notification["timesSent"] = row.times_sent
     notification["timesFailed"] = row.times_failed
     for member, moment in (
