@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import h3
+import numpy as np
 
 EARTH_RADIUS_M = 6_371_008.8
 MAX_CELLS = 20_000
@@ -180,47 +181,42 @@ def cells_within(lon: float, lat: float, radius_m: float, res: int) -> list[str]
 
 
 def _rim_distance_m(lon: float, lat: float, disk: set[str], origin: str, k: int) -> float:
-    """The distance from the point to the nearest edge of any cell just outside the disk."""
+    """The distance from the point to the nearest edge of any cell just outside the disk (all edges at
+    once with numpy: this runs for every ``near`` query)."""
     outside = set(h3.grid_disk(origin, k + 1)) - disk
-    point_vector = _unit_vector(lon, lat)
-    nearest = math.inf
+    starts, ends = [], []
     for cell in outside:
-        boundary = [_unit_vector(vlon, vlat) for vlat, vlon in h3.cell_to_boundary(cell)]
-        for start, end in zip(boundary, boundary[1:] + boundary[:1], strict=True):
-            nearest = min(nearest, _arc_distance_rad(point_vector, start, end))
-    return nearest * EARTH_RADIUS_M
+        boundary = h3.cell_to_boundary(cell)
+        starts.extend(boundary)
+        ends.extend(boundary[1:] + boundary[:1])
+    start, end = _unit_vectors(starts), _unit_vectors(ends)
+    point_vector = _unit_vectors([(lat, lon)])[0]
+    return float(_arc_distances_rad(point_vector, start, end).min()) * EARTH_RADIUS_M
 
 
-Vector = tuple[float, float, float]
+def _unit_vectors(latlngs: list[tuple[float, float]]) -> np.ndarray:
+    radians = np.radians(np.asarray(latlngs, dtype=float))
+    phi, lmb = radians[:, 0], radians[:, 1]
+    return np.column_stack((np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)))
 
 
-def _unit_vector(lon: float, lat: float) -> Vector:
-    phi, lmb = math.radians(lat), math.radians(lon)
-    return (math.cos(phi) * math.cos(lmb), math.cos(phi) * math.sin(lmb), math.sin(phi))
+def _arc_distances_rad(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``_arc_distance_rad`` from one point to many arcs a[i]-b[i] (rows of unit vectors)."""
+    normal = np.cross(a, b)
+    norm = np.linalg.norm(normal, axis=1)
+    degenerate = norm == 0.0
+    n = normal / np.where(degenerate, 1.0, norm)[:, None]
+    offset = n @ p
+    foot = p[None, :] - offset[:, None] * n
+    inside = (np.einsum("ij,ij->i", np.cross(a, foot), n) >= 0) & (
+        np.einsum("ij,ij->i", np.cross(foot, b), n) >= 0
+    )
+    to_a = _angles(p, a)
+    ends = np.minimum(to_a, _angles(p, b))
+    across = np.abs(np.arcsin(np.clip(offset, -1.0, 1.0)))
+    return np.where(degenerate, to_a, np.where(inside, across, ends))
 
 
-def _cross(a: Vector, b: Vector) -> Vector:
-    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
-
-
-def _dot(a: Vector, b: Vector) -> float:
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-def _angle(a: Vector, b: Vector) -> float:
-    return math.atan2(math.sqrt(_dot(_cross(a, b), _cross(a, b))), _dot(a, b))
-
-
-def _arc_distance_rad(p: Vector, a: Vector, b: Vector) -> float:
-    """Angular distance from p to the great-circle arc a-b (H3 cell edges are such arcs)."""
-    normal = _cross(a, b)
-    norm = math.sqrt(_dot(normal, normal))
-    if norm == 0.0:
-        return _angle(p, a)
-    n = (normal[0] / norm, normal[1] / norm, normal[2] / norm)
-    # The foot of p on the great circle lies within the arc iff it is on the inner side of both ends.
-    offset = _dot(p, n)
-    foot = (p[0] - offset * n[0], p[1] - offset * n[1], p[2] - offset * n[2])
-    if _dot(_cross(a, foot), n) >= 0 and _dot(_cross(foot, b), n) >= 0:
-        return abs(math.asin(max(-1.0, min(1.0, offset))))
-    return min(_angle(p, a), _angle(p, b))
+def _angles(p: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    crossed = np.cross(vectors, p)
+    return np.arctan2(np.linalg.norm(crossed, axis=1), vectors @ p)
