@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -30,6 +31,12 @@ REQUIRE_POSTGRES = (
     os.environ.get("CI", "").lower() == "true" or os.environ.get("CITYHUB_TEST_REQUIRE_POSTGRES") == "1"
 )
 BACKENDS = ["sqlite", "postgresql"]
+
+# In CI, property and fuzz tests draw the same examples every run, so a red build always reproduces;
+# developer runs keep exploring new examples (and Hypothesis keeps the failing ones in .hypothesis/).
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI", "").lower() == "true":
+    hypothesis.settings.load_profile("ci")
 
 
 def _worker_suffix() -> str:

@@ -718,3 +718,13 @@ def test_attrs_that_no_attribute_can_have_are_bad_request(ngsi: NgsiClient) -> N
         assert listed.status_code == 400, listed.text
         posted = ngsi.post("/entityOperations/query", json={"type": "Query", "attrs": [name]})
         assert posted.status_code == 400, posted.text
+
+
+def test_a_non_string_entity_in_a_rejected_reading_is_not_echoed(ngsi: NgsiClient) -> None:
+    answer = ngsi.client.post(
+        "/api/v1/context/telemetry",
+        content=b'{"readings": [{"entity": Infinity}]}',
+        headers={**ngsi.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["entity"] is None

@@ -19,7 +19,7 @@ from cityhub.domains.context.ngsi.common import WRITE, resolver_for
 from cityhub.domains.context.schemas import TelemetryBatch, TelemetryResult
 from cityhub.domains.context.service.bulk import collector_paused
 from cityhub.domains.context.service.tenants import authorize, check_tenant_name, find_tenant
-from cityhub.domains.identity import CurrentPrincipal
+from cityhub.domains.identity import CurrentPrincipal, require
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.web import DbSession
 
@@ -53,8 +53,18 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-async def _body(request: Request) -> bytes:
-    """Read asynchronously, so the synchronous endpoint gets the bytes without blocking the event loop."""
+MAX_TELEMETRY_BYTES = 64_000_000  # far above 50,000 readings of a gateway's usual size
+
+
+async def _body(request: Request, principal: CurrentPrincipal) -> bytes:
+    """Read asynchronously, so the synchronous endpoint gets the bytes without blocking the event loop.
+
+    Only callers who may write context somewhere get this far: the body may name an @context to fetch.
+    """
+    require(principal, WRITE)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_TELEMETRY_BYTES:
+        raise MessageRejected(f"the body is larger than {MAX_TELEMETRY_BYTES} bytes")
     return await request.body()
 
 

@@ -153,6 +153,7 @@ def parse_message(payload: Any, mapper: TermMapper, received_at: datetime) -> Te
             readings.append(_reading(item, mapper, received))
         except BadRequestData as exc:
             entity = item.get("entity") if isinstance(item, dict) else None
+            entity = entity if isinstance(entity, str) else None  # echo ids only, never arbitrary JSON
             errors.append({"reading": index, "entity": entity, "detail": str(exc.detail)})
     if errors:
         raise ReadingsRejected(errors)

@@ -40,12 +40,13 @@ class AttributePatchFastPath:
             await self.app(scope, receive, send)
             return
         match = _ATTRIBUTE_PATCH.match(scope["path"])
-        if match is None:
-            await self.app(scope, receive, send)
+        request = Request(scope)
+        declared = request.headers.get("content-length", "")
+        if match is None or not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            await self.app(scope, receive, send)  # the route refuses a body too large before reading it
             return
         raw = await _read_all(receive)
-        request = Request(scope)
-        principal = cached_principal(request) if len(raw) <= MAX_BODY_BYTES else None
+        principal = cached_principal(request)
         if principal is None:
             await self.app(scope, _replay(raw, receive), send)
             return
