@@ -79,3 +79,8 @@ def test_invalid_contexts_and_unknown_ids(ngsi: NgsiClient) -> None:
 def test_managing_contexts_needs_the_permission(client: TestClient) -> None:
     response = client.post("/ngsi-ld/v1/jsonldContexts", json=CONTEXT)
     assert response.status_code == 401
+
+
+def test_a_context_document_may_be_sent_as_plain_json(ngsi: NgsiClient) -> None:
+    response = ngsi.post("/jsonldContexts", json=CONTEXT, headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
