@@ -21,8 +21,10 @@ MANAGE_TENANTS = "context.tenants.manage"
 
 @router.get("/tenants", response_model=list[TenantOut], summary="Tenants of the NGSI-LD API")
 def list_tenants(session: DbSession, principal: CurrentPrincipal) -> list[TenantOut]:
+    """The tenants the caller manages (a manager scoped to one district sees that district's tenants)."""
     require(principal, MANAGE_TENANTS)
-    return [TenantOut.model_validate(tenant) for tenant in tenants.list_tenants(session)]
+    allowed = {ref.name for ref in tenants.tenants_allowed(session, principal, MANAGE_TENANTS)}
+    return [TenantOut.model_validate(row) for row in tenants.list_tenants(session) if row.name in allowed]
 
 
 @router.put("/tenants/{name}", response_model=TenantOut, summary="Create a tenant or tie it to an org unit")

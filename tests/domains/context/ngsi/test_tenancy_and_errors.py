@@ -161,3 +161,18 @@ def test_blocked_networks_are_never_called(ngsi: NgsiClient) -> None:
         "notification": {"endpoint": {"uri": "http://169.254.169.254/hook"}},
     }
     assert ngsi.post("/subscriptions", json=subscription).status_code == 400
+
+
+def test_tenant_managers_see_only_the_tenants_they_manage(
+    ngsi: NgsiClient, database: Database, town: Town
+) -> None:
+    for name, unit in (("district-a", town.district_a), ("district-b", town.district_b)):
+        tied = ngsi.client.put(
+            f"/api/v1/context/tenants/{name}", json={"org_unit_id": unit.id}, headers=ngsi.headers
+        )
+        assert tied.status_code == 200, tied.text
+    manager = api_key_for(database, town, ("context.tenants.manage",), town.district_a)
+    seen = ngsi.client.get("/api/v1/context/tenants", headers={"X-API-Key": manager})
+    assert [tenant["name"] for tenant in seen.json()] == ["district-a"]
+    everything = ngsi.client.get("/api/v1/context/tenants", headers=ngsi.headers).json()
+    assert {tenant["name"] for tenant in everything} >= {"district-a", "district-b"}

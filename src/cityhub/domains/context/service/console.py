@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import NgsiError
 from cityhub.domains.context.jsonld import ContextResolver, TermMapper
-from cityhub.domains.context.models import AttributeInstance, Entity, EntityType, Subscription, Tenant
+from cityhub.domains.context.models import AttributeInstance, Entity, EntityType, Subscription
 from cityhub.domains.context.service.tenants import (
-    DEFAULT_TENANT,
     TenantRef,
     authorize,
     check_tenant_name,
     find_tenant,
+    tenants_allowed,
 )
 from cityhub.domains.context.settings import ContextSettings
 from cityhub.domains.context.store.document import (
@@ -40,7 +40,7 @@ from cityhub.domains.context.store.document import (
 )
 from cityhub.domains.context.subscriptions.document import masked_uri
 from cityhub.domains.identity import Principal
-from cityhub.kernel.errors import Forbidden, NotFound, Problem
+from cityhub.kernel.errors import NotFound, Problem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import PageParams, fetch_page
 from cityhub.kernel.settings import domain_settings
@@ -73,18 +73,7 @@ def display_name(iri: str) -> str:
 
 def readable_tenants(session: Session, user: Principal) -> list[TenantRef]:
     """Every tenant the user may read entities of, the default tenant first."""
-    refs = [find_tenant(session, name, create=False) for name in session.scalars(select(Tenant.name))]
-    if not any(ref.name == DEFAULT_TENANT for ref in refs):
-        refs.append(find_tenant(session, DEFAULT_TENANT, create=False))
-    return sorted((ref for ref in refs if _may_read(user, ref)), key=lambda ref: ref.name)
-
-
-def _may_read(user: Principal, tenant: TenantRef) -> bool:
-    try:
-        authorize(user, READ, tenant)
-    except Forbidden:
-        return False
-    return True
+    return tenants_allowed(session, user, READ)
 
 
 def open_tenant(session: Session, user: Principal, name: str, permission: str = READ) -> TenantRef:

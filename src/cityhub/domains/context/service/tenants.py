@@ -125,12 +125,27 @@ def list_tenants(session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
+def tenants_allowed(session: Session, principal: Principal, permission: str) -> list[TenantRef]:
+    """The tenants in which the principal holds ``permission`` (the default tenant too), by name."""
+    refs = [find_tenant(session, name, create=False) for name in session.scalars(select(Tenant.name))]
+    if not any(ref.name == DEFAULT_TENANT for ref in refs):
+        refs.append(find_tenant(session, DEFAULT_TENANT, create=False))
+    return sorted((ref for ref in refs if may(principal, permission, ref)), key=lambda ref: ref.name)
+
+
+def may(principal: Principal, permission: str, tenant: TenantRef) -> bool:
+    """Whether ``authorize`` would let the principal through."""
+    if tenant.org_path is not None:
+        return principal.can(permission, tenant.org_path)
+    return any(path.count("/") == 2 for path in principal.scopes(permission))
+
+
 def authorize(principal: Principal, permission: str, tenant: TenantRef) -> None:
     """A tied tenant needs the permission over its org unit; an untied one over a whole tree (a root unit)."""
     if tenant.org_path is not None:
         require(principal, permission, tenant.org_path)
         return
-    if not any(path.count("/") == 2 for path in principal.scopes(permission)):
+    if not may(principal, permission, tenant):
         raise Forbidden(
             _("You do not have the permission %(permission)s here.", permission=permission),
             permission=permission,
