@@ -299,6 +299,20 @@ def body_of(call: Call) -> Any:
     return call.request.state.body
 
 
+def object_body(call: Call) -> dict[str, Any]:
+    """The JSON-object body without its ``@context`` (already applied to ``call.mapper``)."""
+    body = body_of(call)
+    if not isinstance(body, dict):
+        raise BadRequestData("the body must be a JSON object")
+    return without_context(body)
+
+
+def without_context(body: Any) -> Any:
+    if isinstance(body, dict) and "@context" in body:
+        return {key: value for key, value in body.items() if key != "@context"}
+    return body
+
+
 def split_list(value: str | None) -> list[str]:
     """A comma-separated query parameter as a list (empty items dropped)."""
     if not value:

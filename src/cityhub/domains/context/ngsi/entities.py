@@ -14,9 +14,11 @@ from cityhub.domains.context.ngsi.common import (
     body_call,
     body_of,
     location,
+    object_body,
     options_of,
     read_call,
     split_list,
+    without_context,
     write_call,
 )
 from cityhub.domains.context.query.geoquery import parse_geoquery
@@ -180,7 +182,7 @@ def delete(
 
 @router.put("/entities/{entity_id}", status_code=204)
 def replace(entity_id: str, session: DbSession, call: Call = write_call()) -> Response:
-    body = _object_body(call)
+    body = object_body(call)
     body.setdefault("id", entity_id)
     if body["id"] != entity_id:
         raise BadRequestData("the body's id differs from the entity id in the path")
@@ -192,7 +194,7 @@ def replace(entity_id: str, session: DbSession, call: Call = write_call()) -> Re
 @router.patch("/entities/{entity_id}", status_code=204)
 def merge(entity_id: str, session: DbSession, call: Call = write_call()) -> Response:
     check_entity_id(entity_id)
-    body = _object_body(call)
+    body = object_body(call)
     if body.get("id", entity_id) != entity_id:
         raise BadRequestData("the body's id differs from the entity id in the path")
     store.merge_entity(session, call.tenant, entity_id, call.mapper.expand_entity(body))
@@ -205,7 +207,7 @@ def append(
 ) -> Response:
     check_entity_id(entity_id)
     overwrite = "noOverwrite" not in options_of(options, ("noOverwrite",))
-    attrs = parse_attributes(call.mapper.expand_entity(_object_body(call)))
+    attrs = parse_attributes(call.mapper.expand_entity(object_body(call)))
     changes = store.append_attributes(session, call.tenant, entity_id, attrs, overwrite=overwrite)
     return _partial(call, changes)
 
@@ -213,7 +215,7 @@ def append(
 @router.patch("/entities/{entity_id}/attrs", status_code=204)
 def update(entity_id: str, session: DbSession, call: Call = write_call()) -> Response:
     check_entity_id(entity_id)
-    attrs = parse_attributes(call.mapper.expand_entity(_object_body(call)))
+    attrs = parse_attributes(call.mapper.expand_entity(object_body(call)))
     changes = store.update_attributes(session, call.tenant, entity_id, attrs)
     return _partial(call, changes)
 
@@ -226,7 +228,7 @@ async def patch_attribute(entity_id: str, attr: str, call: Call = body_call()) -
 @router.put("/entities/{entity_id}/attrs/{attr}", status_code=204)
 def replace_attribute(entity_id: str, attr: str, session: DbSession, call: Call = write_call()) -> Response:
     check_entity_id(entity_id)
-    value = call.mapper.expand_attribute(_without_context(body_of(call)))
+    value = call.mapper.expand_attribute(without_context(body_of(call)))
     store.replace_attribute(session, call.tenant, entity_id, call.expand(attr), value)
     return Response(status_code=204)
 
@@ -245,19 +247,6 @@ def delete_attribute(
         session, call.tenant, entity_id, call.expand(attr), dataset_id=datasetId, delete_all=deleteAll
     )
     return Response(status_code=204)
-
-
-def _object_body(call: Call) -> dict[str, Any]:
-    body = body_of(call)
-    if not isinstance(body, dict):
-        raise BadRequestData("the body must be a JSON object")
-    return _without_context(body)
-
-
-def _without_context(body: Any) -> Any:
-    if isinstance(body, dict) and "@context" in body:
-        return {key: value for key, value in body.items() if key != "@context"}
-    return body
 
 
 def _partial(call: Call, changes: AttributeChanges) -> Response:

@@ -27,6 +27,7 @@ from cityhub.domains.context.ngsi.common import (
     NgsiRoute,
     body_of,
     location,
+    object_body,
     options_of,
     read_call,
     split_list,
@@ -256,7 +257,7 @@ def retrieve(entity_id: str, session: DbSession, given: Parameters, call: Call =
 
 @router.post("/temporal/entities", status_code=201)
 def create_or_update(session: DbSession, call: Call = write_call()) -> Response:
-    body = _object_body(call)
+    body = object_body(call)
     created = temporal.upsert_temporal_entity(session, call.tenant, call.mapper.expand_entity(body))
     if not created:
         return Response(status_code=204)
@@ -273,7 +274,7 @@ def delete(entity_id: str, session: DbSession, call: Call = write_call(with_body
 @router.post("/temporal/entities/{entity_id}/attrs", status_code=204)
 def append(entity_id: str, session: DbSession, call: Call = write_call()) -> Response:
     check_entity_id(entity_id)
-    expanded = call.mapper.expand_entity(_object_body(call))
+    expanded = call.mapper.expand_entity(object_body(call))
     temporal.append_temporal_attributes(session, call.tenant, entity_id, expanded)
     return Response(status_code=204)
 
@@ -299,7 +300,7 @@ def modify_instance(
     entity_id: str, attr: str, instance_id: str, session: DbSession, call: Call = write_call()
 ) -> Response:
     check_entity_id(entity_id)
-    fragment = call.mapper.expand_attribute(_object_body(call))
+    fragment = call.mapper.expand_attribute(object_body(call))
     temporal.modify_instance(session, call.tenant, entity_id, call.expand(attr), instance_id, fragment)
     return Response(status_code=204)
 
@@ -311,10 +312,3 @@ def delete_instance(
     check_entity_id(entity_id)
     temporal.delete_instance(session, call.tenant, entity_id, call.expand(attr), instance_id)
     return Response(status_code=204)
-
-
-def _object_body(call: Call) -> dict[str, Any]:
-    body = body_of(call)
-    if not isinstance(body, dict):
-        raise BadRequestData("the body must be a JSON object")
-    return {key: value for key, value in body.items() if key != "@context"}
