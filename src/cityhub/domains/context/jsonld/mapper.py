@@ -31,8 +31,9 @@ from cityhub.domains.context.jsonld.processing import expand_compact_or_vocab
 if TYPE_CHECKING:
     from cityhub.domains.context.jsonld.resolver import ResolvedContext
 
-ENTITY_MEMBERS = frozenset({"id", "@id", "type", "@type", "createdAt", "modifiedAt", "deletedAt"})
-"""Entity members that are not attributes (``@context`` is dropped by the helpers)."""
+ENTITY_MEMBERS = frozenset({"id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt", "deletedAt"})
+"""Entity members that are not attributes (``@context`` is dropped by the helpers); ``scope`` is one although
+the core context gives it an IRI."""
 
 ATTRIBUTE_MEMBERS = frozenset(
     {

@@ -35,7 +35,6 @@ from cityhub.domains.context.store.document import (
     parse_attributes,
     parse_scopes,
     put_instances,
-    scope_of,
     stamped,
     timestamp,
 )
@@ -340,7 +339,7 @@ def merge_entity(session: Session, tenant: TenantRef, entity_id: str, fragment: 
                 merged[index] = merge_instance(merged[index], fragment_of(raw), name, stamp)
                 changes.written.setdefault(name, []).append(merged[index])
         document[name] = merged
-    scope = scope_of(fragment)
+    scope = fragment.get("scope")
     if scope is not None:
         row.scopes = None if scope == NULL else parse_scopes(scope)
     _save(session, tenant, row, before, document, now, changes)

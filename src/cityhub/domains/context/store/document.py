@@ -26,7 +26,6 @@ from cityhub.domains.context.query.geoquery import is_geometry
 CORE = "https://uri.etsi.org/ngsi-ld/"
 NULL = "urn:ngsi-ld:null"
 LOCATION = CORE + "location"
-SCOPE = CORE + "scope"  # the core context maps the entity member `scope` to this IRI
 GEO_ATTRIBUTES = frozenset({LOCATION, CORE + "observationSpace", CORE + "operationSpace"})
 
 PROPERTY = "Property"
@@ -52,7 +51,7 @@ ATTRIBUTE_TYPES = frozenset(VALUE_MEMBER)
 SYSTEM_MEMBERS = ("createdAt", "modifiedAt", "deletedAt", "instanceId")
 METADATA = frozenset({"observedAt", "unitCode", "datasetId"})
 STRUCTURAL = frozenset({"type", *VALUE_MEMBER.values(), *METADATA, *SYSTEM_MEMBERS, "objectType"})
-RESERVED_NAMES = frozenset({"id", "@id", "type", "@type", "@context", "scope", SCOPE, *SYSTEM_MEMBERS})
+RESERVED_NAMES = frozenset({"id", "@id", "type", "@type", "@context", "scope", *SYSTEM_MEMBERS})
 
 _FORBIDDEN_NAME = re.compile(r"[<>\"'=;()\s\x00-\x1f]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
@@ -129,11 +128,6 @@ def parse_scopes(value: Any) -> list[str] | None:
     return list(dict.fromkeys(scopes))
 
 
-def scope_of(expanded: Mapping[str, Any]) -> Any:
-    """The ``scope`` member of an expanded entity or fragment (expanded or, without a context, as written)."""
-    return expanded.get(SCOPE, expanded.get("scope"))
-
-
 def parse_entity(expanded: Mapping[str, Any], *, require_type: bool = True) -> EntityInput:
     """Validate an entity body already expanded with the request's @context."""
     if not isinstance(expanded, Mapping):
@@ -143,7 +137,7 @@ def parse_entity(expanded: Mapping[str, Any], *, require_type: bool = True) -> E
     if raw_type is None and require_type:
         raise BadRequestData(f"entity {entity_id} has no type")
     types = parse_types(raw_type) if raw_type is not None else []
-    scopes = parse_scopes(scope_of(expanded))
+    scopes = parse_scopes(expanded.get("scope"))
     return EntityInput(entity_id, types, scopes, parse_attributes(expanded))
 
 
