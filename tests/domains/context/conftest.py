@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,9 @@ from cityhub.domains.identity.service import apikeys
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import access_catalog
 from tests.factories import Town, build_town
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"  # the steering data folder beside the repo
+SMART_DATA_MODELS = SHARED / "data" / "smart-data-models"
 
 CONTEXT_PERMISSIONS = (
     "context.entities.read",
@@ -76,6 +81,17 @@ class NgsiClient:
         response = self.post("/entities", json=entity, **kwargs)
         assert response.status_code == 201, response.text
         return response
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, dict[str, Any]]:
+    """The normalized example of each Smart Data Model, keyed by model name, from the shared data folder."""
+    if not SMART_DATA_MODELS.is_dir():
+        pytest.skip(f"Smart Data Models examples are not at {SMART_DATA_MODELS} (shared data folder absent)")
+    return {
+        path.parents[1].name: json.loads(path.read_text(encoding="utf-8"))
+        for path in SMART_DATA_MODELS.glob("*/examples/example-normalized.jsonld")
+    }
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from cityhub.domains.context.query.geoquery import (
 )
 from cityhub.kernel.geo import EARTH_RADIUS_M, haversine_m
 
-SMART_DATA_MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "smart-data-models"
 METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180
 
 
@@ -391,16 +389,6 @@ def test_a_point_is_either_near_or_far_never_both(bearing: float, metres: float,
 
 
 # --- entities: the GeoProperty named by geoproperty --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def models() -> dict[str, dict[str, Any]]:
-    if not SMART_DATA_MODELS.is_dir():
-        pytest.skip(f"Smart Data Models examples are not at {SMART_DATA_MODELS} (shared data folder absent)")
-    return {
-        path.parents[1].name: json.loads(path.read_text(encoding="utf-8"))
-        for path in SMART_DATA_MODELS.glob("*/examples/example-normalized.jsonld")
-    }
 
 
 @pytest.mark.parametrize(

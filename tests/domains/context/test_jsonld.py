@@ -44,9 +44,9 @@ from cityhub.domains.context.jsonld.mapper import ATTRIBUTE_MEMBERS
 from cityhub.domains.context.jsonld.sources import shipped_context_files
 from cityhub.domains.context.settings import ContextSettings
 from cityhub.kernel.settings import Settings
+from tests.domains.context.conftest import SMART_DATA_MODELS
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-SDM = SHARED / "data" / "smart-data-models"
+SDM = SMART_DATA_MODELS
 SDM_EXAMPLES = sorted(SDM.glob("*/examples/example-normalized.jsonld"))
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 CORE = core_context_url("1.8")

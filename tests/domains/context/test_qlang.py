@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -41,8 +40,7 @@ from cityhub.domains.context.query.qlang import (
     parse,
     to_q,
 )
-
-SMART_DATA_MODELS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "smart-data-models"
+from tests.domains.context.conftest import SMART_DATA_MODELS
 
 
 def p(*names: str, trailing: tuple[str, ...] | None = None) -> ValuePath:
@@ -480,17 +478,6 @@ def test_expanded_core_type_names_are_understood() -> None:
 
 
 # --- Smart Data Models examples (CC-BY-4.0, ../shared/data) ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def models() -> dict[str, dict[str, Any]]:
-    """The normalized example of each model, keyed by model name; read from the shared data folder."""
-    if not SMART_DATA_MODELS.is_dir():
-        pytest.skip(f"Smart Data Models examples are not at {SMART_DATA_MODELS} (shared data folder absent)")
-    return {
-        path.parents[1].name: json.loads(path.read_text(encoding="utf-8"))
-        for path in SMART_DATA_MODELS.glob("*/examples/example-normalized.jsonld")
-    }
 
 
 SDM_CASES: list[tuple[str, str, bool]] = [
