@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from cityhub.kernel import jsontext
 from cityhub.kernel.settings import Settings
 
 NAMING_CONVENTION = {
@@ -88,11 +89,19 @@ def make_engine(url: str, pool_size: int = 10, pre_ping: bool = False) -> Engine
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=max(pool_size, 40) if parsed.database not in (None, "", ":memory:") else 1,
             max_overflow=10,
+            json_serializer=jsontext.dumps,
+            json_deserializer=jsontext.loads,
         )
         _configure_sqlite(engine)
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        pool_recycle=1800,
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
     )
 
 

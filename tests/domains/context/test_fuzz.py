@@ -15,6 +15,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -723,8 +724,19 @@ def test_attrs_that_no_attribute_can_have_are_bad_request(ngsi: NgsiClient) -> N
 def test_a_non_string_entity_in_a_rejected_reading_is_not_echoed(ngsi: NgsiClient) -> None:
     answer = ngsi.client.post(
         "/api/v1/context/telemetry",
-        content=b'{"readings": [{"entity": Infinity}]}',
+        content=b'{"readings": [{"entity": {"secret": [1, 2]}}]}',
         headers={**ngsi.headers, "Content-Type": "application/json"},
     )
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["entity"] is None
+
+
+@pytest.mark.parametrize("body", [b'{"readings": [{"entity": Infinity}]}', b'{"readings": [NaN]}'])
+def test_telemetry_with_nan_or_infinity_is_not_json(ngsi: NgsiClient, body: bytes) -> None:
+    answer = ngsi.client.post(
+        "/api/v1/context/telemetry",
+        content=body,
+        headers={**ngsi.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert "not JSON" in answer.json()["detail"]

@@ -7,7 +7,6 @@ body in the OpenAPI description.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +19,7 @@ from cityhub.domains.context.schemas import TelemetryBatch, TelemetryResult
 from cityhub.domains.context.service.bulk import collector_paused
 from cityhub.domains.context.service.tenants import authorize, check_tenant_name, find_tenant
 from cityhub.domains.identity import CurrentPrincipal, require
+from cityhub.kernel import jsontext
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.web import DbSession
 
@@ -88,7 +88,7 @@ def post_telemetry(
 ) -> TelemetryResult:
     with collector_paused():
         try:
-            payload = json.loads(body)
+            payload = jsontext.loads(body)
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too
             raise MessageRejected(f"the body is not JSON: {exc}") from None
         message = parse_message(payload, _mapper(request), utcnow())

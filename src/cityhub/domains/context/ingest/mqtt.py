@@ -28,7 +28,6 @@ neither are stored each time they arrive. Messages are batched (``mqtt_batch_siz
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import queue
 import threading
@@ -67,6 +66,7 @@ from cityhub.domains.context.service.tenants import (
 from cityhub.domains.context.settings import ContextSettings
 from cityhub.domains.context.store.document import timestamp
 from cityhub.domains.identity import Principal, principal_from_api_key
+from cityhub.kernel import jsontext
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import Problem
 from cityhub.kernel.settings import Settings
@@ -100,7 +100,7 @@ def decode(prefix: str, message: mqtt.MQTTMessage, mapper: TermMapper, received_
     levels = message.topic.removeprefix(prefix.rstrip("/") + "/").split("/")
     api_key = _api_key(message)
     try:
-        payload = json.loads(message.payload)
+        payload = jsontext.loads(message.payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Rejected(f"the payload is not JSON: {exc}") from None
     if not isinstance(payload, dict):

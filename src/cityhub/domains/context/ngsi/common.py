@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +40,8 @@ from cityhub.domains.context.service.tenants import (
 from cityhub.domains.context.settings import ContextSettings
 from cityhub.domains.context.store.document import check_entity_id
 from cityhub.domains.identity import CurrentPrincipal, Principal
+from cityhub.kernel import jsontext
+from cityhub.kernel.jsontext import FastJSONResponse
 from cityhub.kernel.settings import Settings, domain_settings
 from cityhub.kernel.web import DbSession, get_database
 
@@ -147,7 +148,7 @@ class Call:
         else:
             link = context.link_url or context.core_url
             headers["Link"] = context_link_header(link)
-        return JSONResponse(content, status_code=status_code, media_type=self.media_type, headers=headers)
+        return FastJSONResponse(content, status_code=status_code, media_type=self.media_type, headers=headers)
 
 
 def _mapper_for(resolver: ContextResolver, context: Any) -> TermMapper:
@@ -167,7 +168,7 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("the request has no body")
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 

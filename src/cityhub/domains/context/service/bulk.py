@@ -17,7 +17,6 @@ time); deleted instances have neither instance nor value.
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from cityhub.domains.context.store.document import (
     parse_datetime,
     timestamp,
 )
+from cityhub.kernel import jsontext
 from cityhub.kernel.db import is_postgres
 
 GEO_COLUMNS = ("geo_min_lon", "geo_min_lat", "geo_max_lon", "geo_max_lat", "geo_cell")
@@ -55,7 +55,7 @@ HISTORY_COLUMNS = (
 )
 SYSTEM_MEMBERS = ("createdAt", "modifiedAt")
 
-encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+encode_json = jsontext.dumps
 _NULL = "\\N"  # COPY text format
 _TIMESTAMP_LENGTH = len("2026-01-01T00:00:00.000Z")
 

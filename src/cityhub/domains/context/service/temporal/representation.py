@@ -13,7 +13,6 @@ An attribute with several datasetIds shows a list of such objects, each with its
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import Row
 from cityhub.domains.context.service.temporal.aggregation import AggregatedSeries
 from cityhub.domains.context.service.temporal.history import INSTANCE_ID_PREFIX
 from cityhub.domains.context.store.document import NULL, PROPERTY, VALUE_MEMBER, timestamp
+from cityhub.kernel import jsontext
 
 TEMPORAL_MEMBER = {
     "value": "values",
@@ -79,7 +79,7 @@ def simplified_attribute(rows: Sequence[Row[Any]]) -> Any:
 
 def _decoded(texts: Iterable[str | None]) -> list[Any]:
     """JSON texts (None: null) parsed in one call: a thousand small ``json.loads`` cost three times more."""
-    return list(json.loads("[" + ",".join(text or "null" for text in texts) + "]"))
+    return list(jsontext.loads("[" + ",".join(text or "null" for text in texts) + "]"))
 
 
 def aggregated_attribute(
