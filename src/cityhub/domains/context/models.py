@@ -55,7 +55,7 @@ class Entity(Base):
     __tablename__ = "context_entity"
     __table_args__ = (
         UniqueConstraint("tenant_id", "entity_id"),
-        Index("ix_context_entity_cell", "tenant_id", "geo_cell"),
+        Index("ix_context_entity_cell", "tenant_id", "geo_cell", postgresql_include=["pk"]),
         Index("ix_context_entity_geo_lat", "tenant_id", "geo_min_lat"),
     )
 

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, true
+from sqlalchemy import BigInteger, Select, String, and_, any_, bindparam, func, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from cityhub.domains.context.errors import BadRequestData
 from cityhub.domains.context.models import Entity, EntityType
@@ -26,6 +28,7 @@ from cityhub.domains.context.service.changes import EntitySnapshot
 from cityhub.domains.context.service.entities import NEAR_CELL_RESOLUTION, snapshot
 from cityhub.domains.context.service.tenants import TenantRef
 from cityhub.domains.context.store.document import LOCATION
+from cityhub.kernel.db import is_postgres
 from cityhub.kernel.geo import cells_within
 
 DEFAULT_LIMIT = 20
@@ -208,7 +211,8 @@ def _by_key_ranges(session: Session, statement: Select[Any], key: Any, batch: in
 def _by_key_chunks(session: Session, statement: Select[Any], keys: list[int], batch: int) -> Iterator[Entity]:
     start = 0
     while start < len(keys):
-        yield from session.scalars(statement.where(Entity.pk.in_(keys[start : start + batch])))
+        chunk = keys[start : start + batch]
+        yield from session.scalars(statement.where(_one_of(session, Entity.pk, chunk, BigInteger)))
         start += batch
         batch = min(batch * 2, max(SCAN_BATCH, batch))
 
@@ -261,11 +265,25 @@ def _near_keys(session: Session, tenant: TenantRef, query: EntityQuery) -> list[
         return None
     lon, lat = geo.coordinates
     cells = cells_within(lon, lat, geo.max_distance, NEAR_CELL_RESOLUTION)
-    in_cells = select(Entity.pk).where(Entity.tenant_id == tenant.id, Entity.geo_cell.in_(cells))
+    in_cells = select(Entity.pk).where(
+        Entity.tenant_id == tenant.id, _one_of(session, Entity.geo_cell, cells, String)
+    )
     other_shapes = select(Entity.pk).where(
         Entity.tenant_id == tenant.id, _non_point_near(lon, lat, geo.max_distance)
     )
-    return sorted(set(session.scalars(in_cells.union_all(other_shapes))))
+    keys = in_cells.union_all(other_shapes)
+    if is_postgres(session):  # one array, not a row per key: the fetch cost more than the index scan
+        found = keys.subquery()
+        return sorted(set(session.scalar(select(func.array_agg(found.c.pk))) or ()))
+    return sorted(set(session.scalars(keys)))
+
+
+def _one_of(session: Session, column: Any, values: list[Any], item_type: type[TypeEngine[Any]]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter whatever the count, so the
+    statement text repeats and psycopg prepares it once instead of the server planning every call."""
+    if is_postgres(session):
+        return column == any_(bindparam(None, values, type_=ARRAY(item_type)))
+    return column.in_(values)
 
 
 def _by_geo(statement: Select[Any], query: EntityQuery) -> Select[Any]:
