@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _add_health_routes(app: FastAPI, database: Database) -> None:
     @app.get("/healthz", tags=["health"], summary="The process is alive")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], summary="The process can reach its database")

@@ -8,8 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from cityhub.domains.identity import dependencies
 from cityhub.domains.identity.models import Account, RefreshToken
 from cityhub.domains.identity.service import accounts
+from cityhub.domains.identity.service.principals import principal_cache
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.models import AuditRecord
 from cityhub.kernel.settings import clear_settings_cache
@@ -163,6 +165,34 @@ def test_changes_made_elsewhere_apply_once_the_cached_principal_expires(
     assert client.get("/api/v1/identity/me", headers=headers).status_code == 200
     time.sleep(0.6)
     assert client.get("/api/v1/identity/me", headers=headers).status_code == 401
+
+
+def test_a_cached_principal_past_half_its_life_is_reloaded_in_the_background(
+    client, database, town, monkeypatch
+) -> None:
+    monkeypatch.setenv("CITYHUB_IDENTITY__PRINCIPAL_CACHE_SECONDS", "0.6")
+    clear_settings_cache()
+    loads: list[int] = []
+    real_load = dependencies.principal_for_account
+
+    def counting_load(session, account_id):  # type: ignore[no-untyped-def]
+        loads.append(account_id)
+        return real_load(session, account_id)
+
+    monkeypatch.setattr(dependencies, "principal_for_account", counting_load)
+    account, _person = make_user(database, "resident1", [("resident", town.community_a)])
+    headers = bearer(client, "resident1")
+    first_cached_at = time.monotonic()
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 200
+    assert len(loads) == 1
+    time.sleep(0.4)
+    assert client.get("/api/v1/identity/me", headers=headers).status_code == 200  # answered from the cache
+    deadline = time.monotonic() + 5
+    while len(loads) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(loads) == 2, "the due entry was not reloaded"
+    time.sleep(max(0.0, first_cached_at + 0.7 - time.monotonic()))
+    assert principal_cache.get(("account", account.id), 0.6) is not None, "the reload did not renew the entry"
 
 
 def test_unsupported_grant_and_missing_fields_are_problems(client, database, town) -> None:

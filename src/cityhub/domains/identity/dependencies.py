@@ -25,7 +25,7 @@ from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import hash_api_key
 from cityhub.kernel.settings import domain_settings
-from cityhub.kernel.web import DbSession, get_database
+from cityhub.kernel.web import get_database
 
 SESSION_ACCOUNT_KEY = "account_id"
 # The session key holding the page-session token; also the seed of the page's CSRF tokens.
@@ -59,20 +59,23 @@ async def optional_principal(request: Request) -> Principal | None:
     credentials = _credentials(request)
     if credentials is None:
         return None
-    kind, value = credentials
+    key, loader = _cache_key_and_loader(request, *credentials)
     ttl = identity_settings().principal_cache_seconds
+    principal = await _cached(key, ttl, loader, get_database(request))
+    request.state.principal = principal
+    return principal
+
+
+_Loader = tuple[Callable[..., Principal], tuple[Any, ...]]
+
+
+def _cache_key_and_loader(request: Request, kind: str, value: str) -> tuple[tuple[str, object], _Loader]:
+    """The principal cache key of these credentials and how to load the principal (raises for a bad token)."""
     database = get_database(request)
     if kind == "bearer":
         account_id = account_id_from_access_token(request.app.state.settings.secret_key, value)
-        principal = await _cached(
-            ("account", account_id), ttl, _read, database, principal_for_account, account_id
-        )
-    else:
-        principal = await _cached(
-            ("apikey", hash_api_key(value)), ttl, _read, database, principal_from_api_key, value, database
-        )
-    request.state.principal = principal
-    return principal
+        return ("account", account_id), (principal_for_account, (account_id,))
+    return ("apikey", hash_api_key(value)), (principal_from_api_key, (value, database))
 
 
 def _read(database: Database, load: Callable[..., Principal], *args: Any) -> Principal:
@@ -80,22 +83,40 @@ def _read(database: Database, load: Callable[..., Principal], *args: Any) -> Pri
         return load(session, *args)
 
 
-async def _cached(
-    key: tuple[str, object], ttl: float, load: Callable[..., Principal], *args: Any
-) -> Principal:
+async def _cached(key: tuple[str, object], ttl: float, loader: _Loader, database: Database) -> Principal:
     principal = principal_cache.get(key, ttl)
     if principal is not None:
+        _refresh_if_due(key, ttl, loader, database)
         return principal
-    # Single flight: when an entry expires under load, one load refills it and the other requests await it.
-    # The load is a task of its own, so a caller that goes away does not cancel it for the others.
+    return await asyncio.shield(_flight(key, ttl, loader, database))
+
+
+def _refresh_if_due(key: tuple[str, object], ttl: float, loader: _Loader, database: Database) -> None:
+    """Refresh-ahead: past half its life an entry is reloaded in the background while it keeps answering.
+
+    Under steady load the entry then never expires, so requests never queue behind a refill (nor do raw
+    fast paths fall back to the slow route); a change made elsewhere still shows within ``ttl``.
+    """
+    if principal_cache.due(key):
+        _flight(key, ttl, loader, database)
+
+
+def _flight(
+    key: tuple[str, object], ttl: float, loader: _Loader, database: Database
+) -> asyncio.Task[Principal]:
+    """The one load of ``key`` under way in this event loop (single flight), started if there is none.
+
+    The load is a task of its own, so a caller that goes away does not cancel it for the others.
+    """
     loop = asyncio.get_running_loop()
     flight_key = (id(loop), key)
     flight = _in_flight.get(flight_key)
     if flight is None:
-        flight = loop.create_task(run_in_threadpool(load, *args))
+        load, args = loader
+        flight = loop.create_task(run_in_threadpool(_read, database, load, *args))
         _in_flight[flight_key] = flight
         flight.add_done_callback(lambda done: _landed(flight_key, key, ttl, done))
-    return await asyncio.shield(flight)
+    return flight
 
 
 def _landed(
@@ -114,19 +135,20 @@ _in_flight: dict[tuple[int, tuple[str, object]], asyncio.Task[Principal]] = {}
 
 def cached_principal(request: Request) -> Principal | None:
     """The API caller if this process already knows the credentials (no I/O): for raw ASGI fast paths,
-    which hand the request to the normal route when this is None. Bad credentials also give None here."""
+    which hand the request to the normal route when this is None. Bad credentials also give None here.
+    Must be called in the event loop (a due entry is refreshed in the background)."""
     credentials = _credentials(request)
     if credentials is None:
         return None
-    kind, value = credentials
-    ttl = identity_settings().principal_cache_seconds
-    if kind == "apikey":
-        return principal_cache.get(("apikey", hash_api_key(value)), ttl)
     try:
-        account_id = account_id_from_access_token(request.app.state.settings.secret_key, value)
+        key, loader = _cache_key_and_loader(request, *credentials)
     except Unauthorized:
         return None
-    return principal_cache.get(("account", account_id), ttl)
+    ttl = identity_settings().principal_cache_seconds
+    principal = principal_cache.get(key, ttl)
+    if principal is not None:
+        _refresh_if_due(key, ttl, loader, get_database(request))
+    return principal
 
 
 async def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
@@ -135,7 +157,7 @@ async def current_principal(principal: Annotated[Principal | None, Depends(optio
     return principal
 
 
-async def page_principal(request: Request, session: DbSession) -> Principal | None:
+async def page_principal(request: Request) -> Principal | None:
     """The logged-in page user from the signed session cookie, or None."""
     account_id = request.session.get(SESSION_ACCOUNT_KEY)
     token = request.session.get(SESSION_TOKEN_KEY)
@@ -144,7 +166,8 @@ async def page_principal(request: Request, session: DbSession) -> Principal | No
     ttl = identity_settings().principal_cache_seconds
     key = ("page", hash_api_key(token))
     try:
-        principal = await _cached(key, ttl, _principal_for_page_session, session, account_id, token)
+        loader: _Loader = (_principal_for_page_session, (account_id, token))
+        principal = await _cached(key, ttl, loader, get_database(request))
     except Unauthorized:
         request.session.clear()
         return None
