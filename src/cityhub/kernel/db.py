@@ -77,6 +77,18 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg prepares a statement run five times on a connection; PostgreSQL then tends to switch to a
+        # generic plan, blind to the parameters. For the JSONB-filtered, keyset-paged entity scans that plan
+        # was 10-50x slower (0.1 s became 1-2 s per statement, measured), so plans are always made for the
+        # actual values; parsing is still saved by the prepared statement.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
+
+
 def make_engine(url: str, pool_size: int = 10, pre_ping: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -94,7 +106,7 @@ def make_engine(url: str, pool_size: int = 10, pre_ping: bool = False) -> Engine
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -103,6 +115,8 @@ def make_engine(url: str, pool_size: int = 10, pre_ping: bool = False) -> Engine
         json_serializer=jsontext.dumps,
         json_deserializer=jsontext.loads,
     )
+    _configure_postgresql(engine)
+    return engine
 
 
 @dataclass
