@@ -13,7 +13,7 @@ from cityhub.domains.identity.dependencies import (
     page_principal,
     require_permission,
 )
-from cityhub.domains.identity.service.access import Grant, Principal, require
+from cityhub.domains.identity.service.access import Grant, Principal, can_citywide, require, require_citywide
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
@@ -30,15 +30,17 @@ from cityhub.domains.identity.service.people import (
     household_of,
     mask_name,
 )
-from cityhub.domains.identity.views import SignedIn, signed_in
+from cityhub.domains.identity.views import PageUser, SignedIn, page_user, signed_in
 
 __all__ = [
     "ConsentChanged",
     "CurrentPrincipal",
     "Grant",
+    "PageUser",
     "Principal",
     "SignedIn",
     "cached_principal",
+    "can_citywide",
     "consenting_people",
     "current_principal",
     "dependants_of",
@@ -52,8 +54,10 @@ __all__ = [
     "mask_name",
     "optional_principal",
     "page_principal",
+    "page_user",
     "principal_from_api_key",
     "require",
+    "require_citywide",
     "require_permission",
     "signed_in",
     "unit_containing",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import BadRequestData, NonexistentTenant
 from cityhub.domains.context.models import Tenant
-from cityhub.domains.identity import Principal, get_unit, require
+from cityhub.domains.identity import Principal, can_citywide, get_unit, require
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import Forbidden
 from cityhub.kernel.i18n import gettext as _
@@ -137,7 +137,7 @@ def may(principal: Principal, permission: str, tenant: TenantRef) -> bool:
     """Whether ``authorize`` would let the principal through."""
     if tenant.org_path is not None:
         return principal.can(permission, tenant.org_path)
-    return any(path.count("/") == 2 for path in principal.scopes(permission))
+    return can_citywide(principal, permission)
 
 
 def authorize(principal: Principal, permission: str, tenant: TenantRef) -> None:

@@ -97,6 +97,20 @@ def require(principal: Principal, permission: str, org_path: str | None = None) 
         )
 
 
+def can_citywide(principal: Principal, permission: str) -> bool:
+    """Whether the principal holds ``permission`` over a whole tree (a root org unit): for what serves the
+    whole city, such as the service catalogue or shared NGSI-LD contexts."""
+    return any(path.count("/") == 2 for path in principal.scopes(permission))
+
+
+def require_citywide(principal: Principal, permission: str) -> None:
+    if not can_citywide(principal, permission):
+        raise Forbidden(
+            _("You need the permission %(permission)s over the whole city.", permission=permission),
+            permission=permission,
+        )
+
+
 GRANT_COLUMNS = (
     RoleAssignment.role,
     RoleAssignment.org_unit_id,

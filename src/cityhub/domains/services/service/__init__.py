@@ -1,0 +1,1 @@
+"""Services business logic: the catalogue and its search (``catalogue``, ``search``)."""
