@@ -1,5 +1,6 @@
 """A resident's journey in a real browser (Debian's Chromium via Playwright) against a real server process:
-log in, see the service grid, open the citizen card, switch to English, log out.
+log in, see the service grid, open the citizen card, switch to English, log out; find a city service by
+typing in the search box and keep it as a favourite.
 
 Screenshots land in test-artifacts/ (phone 390x844 and desktop 1280x800) for a human look.
 """
@@ -15,7 +16,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cityhub.domains import load_models
+from cityhub.domains.services.schemas import CatalogueIn
+from cityhub.domains.services.service import catalogue
 from cityhub.kernel.db import Database
+from tests.domains.services.catalogue_data import CATALOGUE
 from tests.factories import PASSWORD, build_town
 from tests.live_server import CITYHUB, live_server, server_env
 from tests.web.factories import seed_family
@@ -48,6 +52,8 @@ def _seed(env: dict[str, str]) -> None:
     database = Database.from_url(env["CITYHUB_DATABASE_URL"])
     try:
         seed_family(database, build_town(database))
+        with database.unit_of_work() as session:
+            catalogue.import_catalogue(session, "system:e2e", CatalogueIn.model_validate(CATALOGUE))
     finally:
         database.dispose()
 
@@ -117,7 +123,7 @@ def test_resident_logs_in_uses_the_card_switches_language_and_logs_out(page: Pag
     expect(page).to_have_url(f"{base_url}/")
     expect(page.get_by_role("heading", name="张三，您好")).to_be_visible()
     tiles = page.locator("ul.tiles > li.tile")
-    expect(tiles).to_have_count(3)
+    expect(tiles).to_have_count(4)
     expect(tiles.first).to_contain_text("我的市民卡")
     _screenshot(page, "home-phone.png")
 
@@ -150,4 +156,38 @@ def test_resident_logs_in_uses_the_card_switches_language_and_logs_out(page: Pag
     page.goto(f"{base_url}/me/card")
     expect(page).to_have_url(re.compile(r"/login\?next=%2Fme%2Fcard$"))
 
+    assert not problems, problems
+
+
+def test_resident_finds_a_service_by_typing_and_keeps_it_as_a_favourite(page: Page, base_url: str) -> None:
+    problems = _watch_for_breakage(page, base_url)
+    page.goto(f"{base_url}/login")
+    page.get_by_label("用户名").fill("resident")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{base_url}/")
+
+    page.locator("ul.tiles").get_by_role("link", name="城市服务").click()
+    expect(page).to_have_url(f"{base_url}/services")
+    expect(page.get_by_role("link", name="出入境管理局")).to_be_visible()
+    page.get_by_role("search").get_by_role("searchbox").fill("公积金")
+    page.get_by_role("search").get_by_role("button").click()
+    expect(page).to_have_url(re.compile(r"/services/search\?q="))
+    results = page.locator("#results")
+    expect(results).to_contain_text("公积金账户余额查询")
+
+    search_box = page.get_by_role("search").get_by_role("searchbox")
+    search_box.fill("护照")  # htmx replaces the results as the resident types
+    expect(results).to_contain_text("普通护照办理预约")
+    expect(results).not_to_contain_text("公积金账户余额查询")
+    _screenshot(page, "services-search-phone.png")
+
+    results.get_by_role("link", name="普通护照办理预约").click()
+    expect(page).to_have_url(f"{base_url}/services/items/crj-passport")
+    page.get_by_role("button", name="加入收藏").click()
+    expect(page.get_by_role("button", name="取消收藏")).to_be_visible()
+
+    page.goto(f"{base_url}/services")
+    favourites = page.locator("section", has=page.get_by_role("heading", name="我的收藏"))
+    expect(favourites).to_contain_text("普通护照办理预约")
     assert not problems, problems
