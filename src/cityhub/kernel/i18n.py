@@ -7,6 +7,8 @@ used, so a checkout needs no build step. The locale of the current request lives
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -92,6 +94,27 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 def lazy_gettext(message: str, **variables: Any) -> LazyProxy:
     """For strings defined at import time (menus, tile titles): translated when rendered."""
     return LazyProxy(gettext, message, enable_cache=False, **variables)
+
+
+@contextmanager
+def using_locale(locale: str) -> Iterator[str]:
+    """Translate in ``locale`` inside the block (then back to the caller's), e.g. for a message to another
+    person than the one making the request; yields the normalised locale."""
+    token = _current_locale.set(normalize_locale(locale))
+    try:
+        yield _current_locale.get()
+    finally:
+        _current_locale.reset(token)
+
+
+def translate_in(locale: str, message: str | LazyProxy, variables: Mapping[str, Any] | None = None) -> str:
+    """``message`` (a msgid or a lazy string) translated into ``locale``, with ``%(name)s`` variables filled.
+
+    Raises KeyError when the translation names a variable that was not given.
+    """
+    with using_locale(locale):
+        text = gettext(message) if isinstance(message, str) else str(message)
+    return text % dict(variables) if variables else text
 
 
 _ = gettext

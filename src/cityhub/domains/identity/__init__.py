@@ -1,8 +1,8 @@
 """Identity & access — the public face other domains may import.
 
 Use these to authenticate callers and check permissions in routes (``SignedIn``: a page's logged-in user;
-anonymous visitors are sent to the login page), to ask for consent, to find the org unit of a location, and
-to resolve people and households by id.
+anonymous visitors are sent to the login page), to ask for consent, to find the org unit of a location, to
+resolve people and households by id, and to notify an account (``notify`` with a ``Notice``).
 """
 
 from cityhub.domains.identity.dependencies import (
@@ -22,6 +22,7 @@ from cityhub.domains.identity.service.consent import (
     has_consent,
     withdraw_consent,
 )
+from cityhub.domains.identity.service.notifications import Notice, notify
 from cityhub.domains.identity.service.orgs import get_unit, get_unit_by_code, unit_containing, units_in_scope
 from cityhub.domains.identity.service.people import (
     dependants_of,
@@ -36,6 +37,7 @@ __all__ = [
     "ConsentChanged",
     "CurrentPrincipal",
     "Grant",
+    "Notice",
     "PageUser",
     "Principal",
     "SignedIn",
@@ -52,6 +54,7 @@ __all__ = [
     "has_consent",
     "household_of",
     "mask_name",
+    "notify",
     "optional_principal",
     "page_principal",
     "page_user",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
 from sqlalchemy import select
 
 from cityhub.domains.identity import schemas
@@ -13,8 +13,17 @@ from cityhub.domains.identity.dependencies import (
     identity_settings,
     require_permission,
 )
-from cityhub.domains.identity.models import Consent, Organization, OrgUnit, Person, RoleAssignment
-from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, people
+from cityhub.domains.identity.models import (
+    Consent,
+    Notification,
+    NotificationPreference,
+    NotificationWebhook,
+    Organization,
+    OrgUnit,
+    Person,
+    RoleAssignment,
+)
+from cityhub.domains.identity.service import accounts, apikeys, card, consent, notifications, orgs, people
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel import audit
 from cityhub.kernel.errors import NotFound, ValidationProblem
@@ -148,6 +157,121 @@ def give_consent(body: schemas.ConsentIn, principal: CurrentPrincipal, session: 
 def withdraw_consent(purpose: str, principal: CurrentPrincipal, session: DbSession) -> Response:
     if not consent.withdraw_consent(session, _own_person_id(principal), purpose, actor=principal.actor):
         raise NotFound(_("You have no active consent for %(purpose)s.", purpose=purpose))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- my notifications ----------------------------------------------------------------------------------
+
+NotificationId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Topic = Annotated[str, Path(min_length=1, max_length=notifications.MAX_TOPIC)]
+
+
+def _own_account_id(principal: Principal) -> int:
+    if principal.kind != "account":
+        raise NotFound(_("This caller is not a person."))
+    return principal.id
+
+
+@router.get(
+    "/me/notifications",
+    response_model=schemas.NotificationPageOut,
+    summary="My notifications, newest first, with the unread count",
+)
+def my_notifications(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    paging: Paging,
+    unread: Annotated[bool, Query(description="Only the unread ones.")] = False,
+) -> schemas.NotificationPageOut:
+    account_id = _own_account_id(principal)
+    rows, total = fetch_page(session, notifications.inbox(account_id, unread_only=unread), paging)
+    page = page_of(rows, total, paging, schemas.NotificationOut)
+    unread_count = notifications.unread_count(session, account_id)
+    return schemas.NotificationPageOut(**page.model_dump(), unread=unread_count)
+
+
+@router.post("/me/notifications/read-all", response_model=schemas.ReadAllOut, summary="Mark all read")
+def read_all_my_notifications(principal: CurrentPrincipal, session: DbSession) -> schemas.ReadAllOut:
+    return schemas.ReadAllOut(marked=notifications.mark_all_read(session, _own_account_id(principal)))
+
+
+@router.post(
+    "/me/notifications/{notification_id}/read",
+    response_model=schemas.NotificationOut,
+    summary="Mark one of my notifications read",
+)
+def read_my_notification(
+    notification_id: NotificationId, principal: CurrentPrincipal, session: DbSession
+) -> Notification:
+    return notifications.mark_read(session, _own_account_id(principal), notification_id)
+
+
+@router.get(
+    "/me/notification-preferences",
+    response_model=list[schemas.NotificationPreferenceOut],
+    summary="My channel choices by topic (no row: email and webhook on)",
+)
+def my_notification_preferences(
+    principal: CurrentPrincipal, session: DbSession
+) -> list[NotificationPreference]:
+    return notifications.preferences(session, _own_account_id(principal))
+
+
+@router.put(
+    "/me/notification-preferences/{topic}",
+    response_model=schemas.NotificationPreferenceOut,
+    summary="Choose the channels of a topic, a family (services.*) or all topics (*)",
+)
+def set_my_notification_preference(
+    topic: Topic, body: schemas.NotificationPreferenceIn, principal: CurrentPrincipal, session: DbSession
+) -> NotificationPreference:
+    account_id = _own_account_id(principal)
+    return notifications.set_preference(session, account_id, topic, email=body.email, webhook=body.webhook)
+
+
+@router.delete(
+    "/me/notification-preferences/{topic}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget a topic's choice (the wider topics' choice applies again)",
+)
+def remove_my_notification_preference(
+    topic: Topic, principal: CurrentPrincipal, session: DbSession
+) -> Response:
+    if not notifications.remove_preference(session, _own_account_id(principal), topic):
+        raise NotFound(_("You have made no choice for %(topic)s.", topic=topic))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me/webhook", response_model=schemas.WebhookOut, summary="Where my notifications are POSTed")
+def my_webhook(principal: CurrentPrincipal, session: DbSession) -> NotificationWebhook:
+    hook = notifications.get_webhook(session, _own_account_id(principal))
+    if hook is None:
+        raise NotFound(_("You have no webhook."))
+    return hook
+
+
+@router.put(
+    "/me/webhook",
+    response_model=schemas.WebhookCreatedOut,
+    summary="POST my notifications to this URL; answers a new signing secret, shown once",
+)
+def set_my_webhook(
+    body: schemas.WebhookIn, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.WebhookCreatedOut:
+    hook, secret = notifications.set_webhook(
+        session,
+        _own_account_id(principal),
+        body.url,
+        actor=principal.actor,
+        blocked_networks=settings.outbound_blocked_networks,
+    )
+    return schemas.WebhookCreatedOut(url=hook.url, created_at=hook.created_at, secret=secret)
+
+
+@router.delete("/me/webhook", status_code=status.HTTP_204_NO_CONTENT, summary="Stop webhook deliveries")
+def remove_my_webhook(principal: CurrentPrincipal, session: DbSession) -> Response:
+    if not notifications.remove_webhook(session, _own_account_id(principal), actor=principal.actor):
+        raise NotFound(_("You have no webhook."))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -22,6 +22,10 @@ MANIFEST = Domain(
     models="cityhub.domains.identity.models",
     demo_seeder="cityhub.domains.identity.demo:seed",
     settings=IdentitySettings,
+    job_handlers={
+        "identity.notifications.email": "cityhub.domains.identity.jobs:send_email",
+        "identity.notifications.webhook": "cityhub.domains.identity.jobs:send_webhook",
+    },
     roles=(
         Role("resident", _l("Resident")),
         Role("community_worker", _l("Community worker")),
@@ -51,6 +55,7 @@ MANIFEST = Domain(
     tiles=(
         Tile("card", _l("My citizen card"), "/me/card", "card", order=1),
         Tile("household", _l("My household"), "/me/household", "home", order=2),
+        Tile("inbox", _l("My messages"), "/me/inbox", "bell", order=4),
         Tile("consents", _l("My consents"), "/me/consents", "shield", order=90),
         Tile(
             "admin", _l("Administration"), "/admin", "settings", permission="identity.orgs.read", console=True

@@ -180,3 +180,55 @@ class PageSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """One message in an account's inbox, rendered in the recipient's language when it was sent.
+
+    The text is stored rendered (not as a message id) so the inbox shows what the email and webhook carried.
+    """
+
+    __tablename__ = "identity_notification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("identity_account.id", ondelete="CASCADE"), index=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    locale: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationPreference(Base):
+    """Which channels besides the inbox carry a topic to an account; ``topic`` is a code, a ``prefix.*``
+    or ``*`` (the account's default). Without a matching row every channel is on."""
+
+    __tablename__ = "identity_notification_preference"
+    __table_args__ = (UniqueConstraint("account_id", "topic"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("identity_account.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(100))
+    email: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhook: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotificationWebhook(Base):
+    """The one URL an account receives its notifications at, and the secret that signs them.
+
+    The secret is stored as generated, not hashed like API keys: the platform needs it to sign every delivery.
+    The owner sees it once, when the webhook is set; setting it again issues a new one.
+    """
+
+    __tablename__ = "identity_notification_webhook"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("identity_account.id", ondelete="CASCADE"), unique=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

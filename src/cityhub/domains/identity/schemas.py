@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from cityhub.kernel.pagination import Page
+
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -204,3 +206,50 @@ class OrganizationOut(Out):
     name: str
     name_en: str | None
     org_unit_id: int
+
+
+class NotificationOut(Out):
+    id: int
+    topic: str
+    locale: str
+    subject: str
+    body: str
+    link: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationPageOut(Page[NotificationOut]):
+    unread: int = Field(description="Unread notifications in the whole inbox (whatever the filter).")
+
+
+class ReadAllOut(BaseModel):
+    marked: int = Field(description="How many notifications were unread until now.")
+
+
+class NotificationPreferenceIn(BaseModel):
+    email: bool = True
+    webhook: bool = True
+
+
+class NotificationPreferenceOut(Out):
+    topic: str
+    email: bool
+    webhook: bool
+    updated_at: datetime
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(min_length=1, max_length=2000, description="http:// or https:// address to POST to.")
+
+
+class WebhookOut(Out):
+    url: str
+    created_at: datetime
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(
+        description="Signs every delivery (X-Cityhub-Signature); shown only in this answer. Setting the "
+        "webhook again issues a new one."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from cityhub.kernel.settings import DomainSettings, Settings, domain_config
 
@@ -43,6 +43,36 @@ class IdentitySettings(DomainSettings):
         DEMO_ID_NUMBER_KEY,
         description="Secret key of the HMAC that stores national id numbers (one real-name identity = one "
         "hash). Required outside demo/dev/test; never change it once people are registered.",
+    )
+
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that sends notification emails. Unset: email is off (email jobs log and "
+        "finish; the inbox and webhooks still work).",
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server (587 with STARTTLS).")
+    smtp_from: str = Field(
+        "cityhub@localhost",
+        max_length=200,
+        description="From address of notification emails; may carry a name: "
+        "滨江市民服务 <noreply@example.cn>.",
+    )
+    smtp_starttls: bool = Field(
+        False, description="Upgrade the SMTP connection with STARTTLS (the server's certificate is verified)."
+    )
+    smtp_username: str | None = Field(None, description="SMTP login user; unset: no login.")
+    smtp_password: SecretStr | None = Field(
+        None, description="SMTP login password, used with CITYHUB_IDENTITY__SMTP_USERNAME."
+    )
+    smtp_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Timeout of each SMTP network step; a slow server fails the attempt."
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Timeout of each notification webhook POST; a slow receiver fails the attempt, which is "
+        "retried with backoff.",
     )
 
     def check_environment(self, settings: Settings) -> None:

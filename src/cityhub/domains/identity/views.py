@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
@@ -27,7 +27,16 @@ from cityhub.domains.identity.dependencies import (
     page_principal,
 )
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, Account, ApiKey, OrgUnit, Person, RoleAssignment
-from cityhub.domains.identity.service import accounts, apikeys, card, consent, orgs, page_sessions, people
+from cityhub.domains.identity.service import (
+    accounts,
+    apikeys,
+    card,
+    consent,
+    notifications,
+    orgs,
+    page_sessions,
+    people,
+)
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.domain import access_catalog
@@ -342,6 +351,95 @@ def withdraw_consent(
     if consent.withdraw_consent(session, _person_id(user), purpose, actor=user.actor):
         _flash(request, _("Your consent is withdrawn."))
     return _redirect("/me/consents")
+
+
+# --- inbox --------------------------------------------------------------------------------------------
+
+INBOX_PATH = "/me/inbox"
+
+
+def _account_id(user: Principal) -> int:
+    if user.kind != "account":
+        raise NotFound(_("This account has no person record."))
+    return user.id
+
+
+def _preference_rows(session: Session, account_id: int) -> list[dict[str, Any]]:
+    """The topics offered on the page, each with the channels in force: all topics, the ones chosen before
+    and the ones received lately."""
+    chosen = [row.topic for row in notifications.preferences(session, account_id)]
+    received = notifications.recent_topics(session, account_id)
+    topics = list(dict.fromkeys([notifications.ALL_TOPICS, *chosen, *received]))
+    rows = []
+    for topic in topics:
+        channels = notifications.channels_for(session, account_id, topic)
+        rows.append({"topic": topic, "email": channels.email, "webhook": channels.webhook})
+    return rows
+
+
+def _delivery_targets(session: Session, user: Principal, account_id: int) -> dict[str, Any]:
+    person = session.get(Person, user.person_id) if user.person_id else None
+    return {
+        "email": person.email if person else None,
+        "webhook": notifications.get_webhook(session, account_id),
+    }
+
+
+@router.get(INBOX_PATH)
+def inbox_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    unread: Annotated[bool, Query()] = False,
+) -> Response:
+    account_id = _account_id(user)
+    rows, total = fetch_page(session, notifications.inbox(account_id, unread_only=unread), paging)
+    context = {
+        "page": _page_of(rows, total, paging),
+        "unread_only": unread,
+        "unread_count": notifications.unread_count(session, account_id),
+        "preferences": _preference_rows(session, account_id),
+        **_delivery_targets(session, user, account_id),
+    }
+    return _page(request, "identity/inbox.html", context)
+
+
+@router.post(INBOX_PATH + "/{notification_id}/read", dependencies=[CsrfChecked])
+def read_notification(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    notification_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+) -> Response:
+    """htmx swaps in the item, now read; without JavaScript the form comes back to the inbox."""
+    row = notifications.mark_read(session, _account_id(user), notification_id)
+    if request.headers.get("HX-Request"):
+        return _page(request, "identity/_inbox_item.html", {"item": row})
+    return _redirect(INBOX_PATH)
+
+
+@router.post(INBOX_PATH + "/read-all", dependencies=[CsrfChecked])
+def read_all_notifications(request: Request, user: SignedIn, session: DbSession) -> Response:
+    marked = notifications.mark_all_read(session, _account_id(user))
+    if marked:
+        _flash(request, _("All messages are marked read."))
+    return _redirect(INBOX_PATH)
+
+
+@router.post(INBOX_PATH + "/preferences", dependencies=[CsrfChecked])
+def save_notification_preference(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    topic: Annotated[str, Form(max_length=notifications.MAX_TOPIC)],
+    email: Annotated[bool, Form()] = False,
+    webhook: Annotated[bool, Form()] = False,
+) -> Response:
+    """Checkboxes: an unticked box is not sent, hence the False defaults."""
+    notifications.set_preference(session, _account_id(user), topic, email=email, webhook=webhook)
+    _flash(request, _("Your choice is saved."))
+    return _redirect(INBOX_PATH + "#preferences")
 
 
 # --- console: index and org units ----------------------------------------------------------------------
