@@ -47,6 +47,14 @@ class RateLimitSettings(BaseModel):
     )
 
 
+class PaymentSettings(BaseModel):
+    sandbox: bool | None = Field(
+        None,
+        description="Take payments through the built-in sandbox provider (no money moves; its callbacks are "
+        "signed with a key derived from the secret key). Default: on outside production.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYHUB_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -96,6 +104,7 @@ class Settings(BaseSettings):
     session_hours: int = Field(12, ge=1, le=720, description="Lifetime of a signed-cookie page session.")
     jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs and event delivery.")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
+    payments: PaymentSettings = Field(default_factory=PaymentSettings, description="Online payments.")
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -122,6 +131,10 @@ class Settings(BaseSettings):
         if self.jobs.embedded_worker is not None:
             return self.jobs.embedded_worker
         return self.is_sqlite
+
+    @property
+    def payments_sandbox_enabled(self) -> bool:
+        return self.payments.sandbox if self.payments.sandbox is not None else self.relaxed
 
     @property
     def relaxed(self) -> bool:

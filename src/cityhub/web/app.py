@@ -94,8 +94,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if manifest.pages:
             app.include_router(resolve(manifest.pages), include_in_schema=False)
     from cityhub.web.pages import router as shell_pages
+    from cityhub.web.sandbox_payments import router as sandbox_payments
 
     app.include_router(shell_pages, include_in_schema=False)
+    app.include_router(sandbox_payments, include_in_schema=False)
     return app
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from cityhub.domains import manifests
 from cityhub.kernel.errors import Problem, default_title
@@ -18,6 +22,15 @@ from cityhub.kernel.web import csrf_token
 
 WEB_DIR = Path(__file__).resolve().parent
 DOMAINS_DIR = WEB_DIR.parent / "domains"
+
+
+@pass_context
+def localtime(context: Context, moment: datetime | None) -> str:
+    """A moment in the platform's time zone and the viewer's language (``{{ when | localtime }}``)."""
+    if moment is None:
+        return "—"
+    zone = ZoneInfo(context["request"].app.state.settings.timezone)
+    return format_datetime(moment, "short", tzinfo=zone, locale=get_locale())
 
 
 @cache
@@ -36,6 +49,7 @@ def templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     environment.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    environment.filters["localtime"] = localtime
     environment.globals.update(
         supported_locales=SUPPORTED_LOCALES,
         locale_names=LOCALE_NAMES,

@@ -23,12 +23,20 @@ from cityhub.domains.identity.service.consent import (
     withdraw_consent,
 )
 from cityhub.domains.identity.service.notifications import Notice, notify
-from cityhub.domains.identity.service.orgs import get_unit, get_unit_by_code, unit_containing, units_in_scope
+from cityhub.domains.identity.service.orgs import (
+    get_organization_by_code,
+    get_unit,
+    get_unit_by_code,
+    unit_containing,
+    units_in_scope,
+)
 from cityhub.domains.identity.service.people import (
+    account_holders,
     dependants_of,
     get_person,
     guardians_of,
     household_of,
+    id_number_digest,
     mask_name,
 )
 from cityhub.domains.identity.views import PageUser, SignedIn, page_user, signed_in
@@ -41,11 +49,13 @@ __all__ = [
     "PageUser",
     "Principal",
     "SignedIn",
+    "account_holders",
     "cached_principal",
     "can_citywide",
     "consenting_people",
     "current_principal",
     "dependants_of",
+    "get_organization_by_code",
     "get_person",
     "get_unit",
     "get_unit_by_code",
@@ -53,6 +63,7 @@ __all__ = [
     "guardians_of",
     "has_consent",
     "household_of",
+    "id_number_digest",
     "mask_name",
     "notify",
     "optional_principal",

@@ -1,11 +1,13 @@
-"""Services JSON API under /api/v1/services: the public catalogue, a resident's favourites and recently used
-items, and the catalogue import for operators."""
+"""Services JSON API under /api/v1/services: the public catalogue, a resident's favourites, recently used
+items, department records, bookings, bills and ratings; the desk routes of departments (records, slots,
+bills, follow-ups); the catalogue import for operators; and the payment provider's callback."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from cityhub.domains.identity import (
     CurrentPrincipal,
@@ -15,15 +17,23 @@ from cityhub.domains.identity import (
     require_permission,
 )
 from cityhub.domains.services import schemas
-from cityhub.domains.services.service import catalogue
+from cityhub.domains.services.service import appointments, bills, catalogue, ratings, records
+from cityhub.domains.services.service.desk import DESK
+from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging
-from cityhub.kernel.web import DbSession
+from cityhub.kernel.payments import payment_provider
+from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, get_database
 
 router = APIRouter()
 MANAGE = "services.catalogue.manage"
 Code = Annotated[str, Query(max_length=60)]
+DeskPrincipal = Annotated[Principal, Depends(require_permission(DESK))]
+# Seat-taking routes commit inside the handler's own thread: a request session commits in a later thread
+# hop, and under a booking rush every pool thread could be waiting on a slot's row lock held by a
+# transaction whose commit is queued behind them.
+OneHop = Annotated[Database, Depends(get_database)]
 
 
 @router.get("/departments", response_model=list[schemas.DepartmentOut], summary="Departments (public)")
@@ -117,3 +127,209 @@ def _signed_in(caller: Principal | None) -> Principal:
     if caller is None:
         raise Unauthorized(_("Log in or present an API key."), slug="unauthenticated")
     return caller
+
+
+# -- a resident's transactions -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/items/{code}/my-records",
+    response_model=schemas.MyRecordsOut,
+    summary="My own department records of a query item (each read is audited)",
+)
+def my_records(code: str, principal: CurrentPrincipal, session: DbWriteSession) -> schemas.MyRecordsOut:
+    return records.my_records(session, principal, code)
+
+
+@router.get("/items/{code}/slots", response_model=list[schemas.SlotOut], summary="Future slots of an item")
+def slots(
+    code: str, session: DbSession, days: Annotated[int, Query(ge=1, le=90)] = 14
+) -> list[schemas.SlotOut]:
+    return appointments.open_slots(session, code, days=days)
+
+
+@router.post(
+    "/me/bookings",
+    response_model=schemas.BookingOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Book a slot (409 when it is full)",
+)
+def book(body: schemas.BookingIn, principal: CurrentPrincipal, database: OneHop) -> schemas.BookingOut:
+    with database.unit_of_work() as session:
+        return appointments.book(session, principal, body.slot)
+
+
+@router.get("/me/bookings", response_model=list[schemas.BookingOut], summary="My bookings, newest first")
+def my_bookings(principal: CurrentPrincipal, session: DbSession) -> list[schemas.BookingOut]:
+    return appointments.my_bookings(session, principal)
+
+
+@router.post("/me/bookings/{reference}/cancel", response_model=schemas.BookingOut, summary="Cancel a booking")
+def cancel_booking(reference: str, principal: CurrentPrincipal, database: OneHop) -> schemas.BookingOut:
+    with database.unit_of_work() as session:
+        return appointments.cancel(session, principal, reference)
+
+
+@router.post(
+    "/me/bookings/{reference}/reschedule",
+    response_model=schemas.BookingOut,
+    summary="Move a booking to another slot of the same item",
+)
+def reschedule_booking(
+    reference: str, body: schemas.BookingIn, principal: CurrentPrincipal, database: OneHop
+) -> schemas.BookingOut:
+    with database.unit_of_work() as session:
+        return appointments.reschedule(session, principal, reference, body.slot)
+
+
+@router.get("/me/bills", response_model=list[schemas.BillOut], summary="My bills")
+def my_bills(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    bill_status: Annotated[Literal["unpaid", "paid"] | None, Query(alias="status")] = None,
+) -> list[schemas.BillOut]:
+    return bills.my_bills(session, principal, bill_status)
+
+
+@router.post(
+    "/me/bills/{bill_id}/pay",
+    response_model=schemas.CheckoutOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Start paying a bill: the payment provider's checkout address",
+)
+def pay_bill(
+    bill_id: int, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.CheckoutOut:
+    return bills.start_payment(session, principal, payment_provider(settings), bill_id)
+
+
+@router.get(
+    "/me/bills/{bill_id}/receipt", response_model=schemas.ReceiptOut, summary="The receipt of a paid bill"
+)
+def bill_receipt(bill_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.ReceiptOut:
+    return bills.receipt(session, principal, bill_id)
+
+
+@router.post(
+    "/me/ratings",
+    response_model=schemas.RatingOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Rate a completed transaction (好差评, once); 1 or 2 opens a follow-up",
+)
+def rate(body: schemas.RatingIn, principal: CurrentPrincipal, session: DbSession) -> schemas.RatingOut:
+    return ratings.rate(session, principal, body)
+
+
+# -- department desks ----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/departments/{department}/items/{code}/records",
+    response_model=schemas.RecordsImportOut,
+    summary="Store or delete department records of a query item by key (department systems; all or nothing)",
+)
+def import_records(
+    department: str, code: str, body: schemas.RecordsIn, principal: DeskPrincipal, session: DbSession
+) -> schemas.RecordsImportOut:
+    return records.import_records(session, principal, department, code, body)
+
+
+@router.post(
+    "/departments/{department}/items/{code}/schedule",
+    response_model=schemas.ScheduleOut,
+    summary="Open appointment slots on the working days of a date range",
+)
+def open_schedule(
+    department: str,
+    code: str,
+    body: schemas.ScheduleIn,
+    principal: DeskPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> schemas.ScheduleOut:
+    return appointments.open_schedule(session, principal, department, code, body, settings.timezone)
+
+
+@router.get(
+    "/departments/{department}/items/{code}/bookings",
+    response_model=list[schemas.BookingOut],
+    summary="Bookings of one day",
+)
+def desk_bookings(
+    department: str,
+    code: str,
+    day: date,
+    principal: DeskPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> list[schemas.BookingOut]:
+    return appointments.desk_bookings(session, principal, department, code, day, settings.timezone)
+
+
+@router.post(
+    "/bookings/{reference}/{visit}",
+    response_model=schemas.BookingOut,
+    summary="Record that the person came (attended) or not (missed)",
+)
+def mark_visit(
+    reference: str, visit: Literal["attended", "missed"], principal: DeskPrincipal, session: DbSession
+) -> schemas.BookingOut:
+    return appointments.mark_visit(session, principal, reference, attended=visit == "attended")
+
+
+@router.post(
+    "/departments/{department}/bills",
+    response_model=schemas.BillsImportOut,
+    summary="Issue, amend or cancel bills by number (all or nothing; paid bills are left alone)",
+)
+def issue_bills(
+    department: str, body: schemas.BillsIn, principal: DeskPrincipal, session: DbSession
+) -> schemas.BillsImportOut:
+    return bills.issue_bills(session, principal, department, body)
+
+
+@router.get(
+    "/follow-ups",
+    response_model=Page[schemas.FollowUpOut],
+    summary="Follow-ups of bad ratings for the departments I act for",
+)
+def follow_ups(
+    principal: DeskPrincipal,
+    session: DbSession,
+    paging: Paging,
+    follow_up_status: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+) -> Page[schemas.FollowUpOut]:
+    found, total = ratings.follow_ups(session, principal, follow_up_status, paging)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/close",
+    response_model=schemas.FollowUpOut,
+    summary="Close a follow-up with a note",
+)
+def close_follow_up(
+    follow_up_id: int, body: schemas.FollowUpClose, principal: DeskPrincipal, session: DbSession
+) -> schemas.FollowUpOut:
+    return ratings.close_follow_up(session, principal, follow_up_id, body.note)
+
+
+# -- the payment provider ------------------------------------------------------------------------------------
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post(
+    "/payments/callbacks/sandbox",
+    summary="Signed callback of the sandbox payment provider (HMAC-SHA256 of the body)",
+)
+def sandbox_callback(
+    body: Annotated[bytes, Depends(_raw_body)],
+    signature: Annotated[str, Header(alias="X-Sandbox-Signature", max_length=128)],
+    session: DbSession,
+    settings: AppSettings,
+) -> dict[str, str]:
+    status_after = bills.settle_sandbox_callback(session, payment_provider(settings), body, signature)
+    return {"status": status_after}

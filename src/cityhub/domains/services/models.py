@@ -1,12 +1,14 @@
 """Services tables: the catalogue (departments, categories, life events, service items), its search index,
-and each resident's favourites and recently used items."""
+each resident's favourites and recently used items, and the transactions behind the items: department
+records answering queries, appointment slots and bookings, bills and their payments, and 好差评 ratings with
+the follow-ups that bad ones open."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.kernel.db import Base, UTCDateTime, utcnow
@@ -37,6 +39,8 @@ class Department(_CatalogueRecord, _Summarised, Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     icon: Mapped[str] = mapped_column(String(32), default="city")
     org_unit_id: Mapped[int | None] = mapped_column(Integer)  # identity org unit it belongs to, if known
+    # The identity organisation whose staff and systems act for the department (records, slots, bills).
+    organization_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class Category(_CatalogueRecord, Base):
@@ -64,6 +68,8 @@ class Item(_CatalogueRecord, _Summarised, Base):
     keywords: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"zh_CN": [...], "en": [...]}
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     published: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Query items: the fields of a department record, [{"key", "label": {"zh_CN", "en"}, "type"}].
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -109,3 +115,152 @@ class RecentUse(Base):
     account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("services_item.id", ondelete="CASCADE"), primary_key=True)
     used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QueryRecord(Base):
+    """A department's record about one person, shown to that person by a query item.
+
+    The person is named by the keyed hash of their national id number (the same hash identity stores),
+    so a department can load records before the person ever signs up and never stores the number itself.
+    """
+
+    __tablename__ = "services_query_record"
+    __table_args__ = (
+        UniqueConstraint("item_id", "record_key"),
+        Index("ix_services_query_record_subject", "subject_hash", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("services_item.id", ondelete="CASCADE"))
+    record_key: Mapped[str] = mapped_column(String(100))  # the department system's own id of the record
+    subject_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    occurred_on: Mapped[date | None] = mapped_column(Date)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Slot(Base):
+    """A time window of an appointment item with room for ``capacity`` people; ``booked`` counts them.
+
+    Booking is one conditional ``UPDATE ... SET booked = booked + 1 WHERE booked < capacity``: the database
+    serialises it per row, so no number of processes can fill a slot past its capacity."""
+
+    __tablename__ = "services_slot"
+    __table_args__ = (UniqueConstraint("item_id", "starts_at", "place"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("services_item.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    place: Mapped[str] = mapped_column(String(200), default="")
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+BOOKING_STATUSES = ("booked", "cancelled", "attended", "missed")
+
+
+class Booking(Base):
+    __tablename__ = "services_booking"
+    __table_args__ = (
+        # One live booking per person and slot, whatever the application does.
+        Index(
+            "uq_services_booking_live",
+            "slot_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("services_slot.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("services_item.id"), index=True)
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="booked")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+BILL_STATUSES = ("unpaid", "paid", "cancelled")
+
+
+class Bill(Base):
+    """A bill a department or utility issued to a person (named like QueryRecord, by id-number hash)."""
+
+    __tablename__ = "services_bill"
+    __table_args__ = (UniqueConstraint("department_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("services_department.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("services_item.id"))
+    number: Mapped[str] = mapped_column(String(40))  # the issuer's bill number
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    due_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="unpaid")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# duplicate: the money arrived for a bill another payment had already paid; the operator refunds it.
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "duplicate")
+
+
+class Payment(Base):
+    """One attempt to pay a bill through a payment provider; the provider's callback settles it."""
+
+    __tablename__ = "services_payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # our order number, sent to the provider
+    bill_id: Mapped[int] = mapped_column(ForeignKey("services_bill.id"), index=True)
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    provider_transaction: Mapped[str | None] = mapped_column(String(64))
+    receipt_number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+RATED_KINDS = ("booking", "payment")
+
+
+class Rating(Base):
+    """A 好差评 rating (1 very dissatisfied … 5 very satisfied) of one completed transaction."""
+
+    __tablename__ = "services_rating"
+    __table_args__ = (UniqueConstraint("subject_kind", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("services_item.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("services_department.id"), index=True)
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FollowUp(Base):
+    """What a department owes a resident who rated it badly: a contact and a note of what was done."""
+
+    __tablename__ = "services_follow_up"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("services_rating.id"), unique=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("services_department.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open, closed
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(60))

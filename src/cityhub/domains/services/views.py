@@ -1,22 +1,39 @@
 """Resident pages of the city services entry: the services grid, search, lists by department, category and
-life event, and one item with its favourite toggle. The catalogue is public; favourites and recently used
-items appear for a signed-in resident."""
+life event, one item with its favourite toggle and what the item does (look up my records, book a slot,
+pay), and "my services" (bookings and bills, each rated once done). The catalogue is public; the rest is
+for a signed-in resident."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import PageUser, SignedIn
 from cityhub.domains.services import schemas
-from cityhub.domains.services.service import catalogue
-from cityhub.kernel.errors import NotFound
+from cityhub.domains.services.models import Department, Item
+from cityhub.domains.services.service import appointments, bills, catalogue, ratings, records
+from cityhub.domains.services.service.desk import desk_departments
+from cityhub.kernel.errors import Forbidden, NotFound, Problem
 from cityhub.kernel.i18n import get_locale
+from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import PageParams
-from cityhub.kernel.web import CsrfChecked, DbSession, get_database, render
+from cityhub.kernel.payments import payment_provider
+from cityhub.kernel.web import (
+    AppSettings,
+    CsrfChecked,
+    DbSession,
+    DbWriteSession,
+    SameSiteOnly,
+    get_database,
+    render,
+)
 
 router = APIRouter()
 PAGE_SIZE = 20
@@ -37,8 +54,30 @@ def _text(value: schemas.Text | None) -> str:
     return value.en if get_locale() == "en" else value.zh_CN
 
 
+def _money(cents: int) -> str:
+    return f"¥{cents / 100:,.2f}"
+
+
+LEVELS = {
+    1: _l("Very dissatisfied"),
+    2: _l("Dissatisfied"),
+    3: _l("Fair"),
+    4: _l("Satisfied"),
+    5: _l("Very satisfied"),
+}
+STATUS_LABELS = {
+    "booked": _l("Booked"),
+    "cancelled": _l("Cancelled"),
+    "attended": _l("Attended"),
+    "missed": _l("Missed"),
+    "unpaid": _l("Unpaid"),
+    "paid": _l("Paid"),
+}
+
+
 def _page(request: Request, name: str, context: dict[str, Any]) -> Response:
-    return render(request, f"services/{name}", {"tr": _text, "kinds": KIND_LABELS, **context})
+    shared = {"tr": _text, "kinds": KIND_LABELS, "money": _money, "levels": LEVELS, "statuses": STATUS_LABELS}
+    return render(request, f"services/{name}", {**shared, **context})
 
 
 @router.get("/services")
@@ -86,8 +125,73 @@ def item_page(request: Request, user: PageUser, session: DbSession, code: str) -
         "category": categories[shaped.category],
         "events": [events[code] for code in shaped.life_events],
         "favourite": favourite,
+        "slots": appointments.open_slots(session, code) if item.kind == "appointment" else [],
     }
     return _page(request, "item.html", context)
+
+
+@router.get("/services/items/{code}/records", dependencies=[SameSiteOnly])
+def records_page(request: Request, user: SignedIn, session: DbWriteSession, code: str) -> Response:
+    """The resident's own department records (an audited read, hence the write session)."""
+    item = catalogue.get_item(session, code)
+    shaped = catalogue.items_out(session, [item])[0]
+    try:
+        mine, refusal = records.my_records(session, user, code), None
+    except Problem as problem:
+        mine, refusal = None, problem.detail
+    return _page(request, "records.html", {"item": shaped, "mine": mine, "refusal": refusal})
+
+
+@router.post("/services/items/{code}/book", dependencies=[CsrfChecked])
+def book_slot(user: SignedIn, session: DbSession, code: str, slot: Annotated[int, Form(ge=1)]) -> Response:
+    # The page's write transaction is already open (SignedIn reads the city's name in it), so unlike the
+    # API's booking (see api.OneHop) this one commits with the request: pages are not where a rush comes.
+    appointments.book(session, user, slot)
+    return RedirectResponse("/services/mine", status_code=303)
+
+
+@router.post("/services/bookings/{reference}/cancel", dependencies=[CsrfChecked])
+def cancel_booking(user: SignedIn, session: DbSession, reference: str) -> Response:
+    appointments.cancel(session, user, reference)
+    return RedirectResponse("/services/mine", status_code=303)
+
+
+@router.get("/services/mine")
+def my_services(request: Request, user: SignedIn, session: DbSession) -> Response:
+    try:
+        my_bills, refusal = bills.my_bills(session, user), None
+    except Problem as problem:
+        my_bills, refusal = [], problem.detail
+    context = {"bookings": appointments.my_bookings(session, user), "bills": my_bills, "refusal": refusal}
+    return _page(request, "mine.html", context)
+
+
+@router.get("/services/bills/{bill_id}")
+def bill_page(request: Request, user: SignedIn, session: DbSession, bill_id: int) -> Response:
+    bill = bills.bill_out(session, bills.own_bill(session, user, bill_id))
+    return _page(request, "bill.html", {"bill": bill})
+
+
+@router.post("/services/bills/{bill_id}/pay", dependencies=[CsrfChecked])
+def pay_bill(user: SignedIn, session: DbSession, settings: AppSettings, bill_id: int) -> Response:
+    checkout = bills.start_payment(session, user, payment_provider(settings), bill_id)
+    return RedirectResponse(checkout.checkout_url, status_code=303)
+
+
+@router.post("/services/ratings", dependencies=[CsrfChecked])
+def rate(
+    user: SignedIn,
+    session: DbSession,
+    kind: Annotated[schemas.RatedKind, Form()],
+    reference: Annotated[str, Form(max_length=40)],
+    level: Annotated[int, Form(ge=1, le=5)],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(pattern=r"^/services/[a-z0-9/]*$")] = "/services/mine",
+) -> Response:
+    ratings.rate(
+        session, user, schemas.RatingIn(kind=kind, reference=reference, level=level, comment=comment)
+    )
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/services/items/{code}/favourite", dependencies=[CsrfChecked])
@@ -99,6 +203,68 @@ def toggle_favourite(
     else:
         catalogue.remove_favourite(session, user, code)
     return RedirectResponse(f"/services/items/{code}", status_code=303)
+
+
+@router.get("/console/services")
+def desk_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    department: Annotated[str | None, Query(max_length=60)] = None,
+) -> Response:
+    """A department's desk: its 好差评 of the last 30 days, open follow-ups, and today's appointments."""
+    mine = desk_departments(session, user)
+    chosen = next((d for d in mine if d.code == department), mine[0] if mine else None)
+    if chosen is None:
+        raise Forbidden(_("You do not act for any department."), slug="not-your-department")
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    items = session.scalars(
+        select(Item)
+        .where(Item.department_id == chosen.id, Item.kind == "appointment")
+        .order_by(Item.position)
+    ).all()
+    bookings = {
+        item.code: appointments.desk_bookings(session, user, chosen.code, item.code, today, settings.timezone)
+        for item in items
+    }
+    follow_ups, _total = ratings.follow_ups(session, user, "open", PageParams(limit=200))
+    context = {
+        "departments": mine,
+        "department": chosen,
+        "summary": ratings.satisfaction(session, chosen),
+        "follow_ups": [f for f in follow_ups if f.rating.department == chosen.code],
+        "items": {item.code: catalogue.name_of(item) for item in items},
+        "bookings": bookings,
+        "today": today,
+    }
+    return _page(request, "desk.html", context)
+
+
+@router.post("/console/services/bookings/{reference}/{visit}", dependencies=[CsrfChecked])
+def desk_mark_visit(user: SignedIn, session: DbSession, reference: str, visit: str) -> Response:
+    if visit not in ("attended", "missed"):
+        raise NotFound()
+    booking = appointments.mark_visit(session, user, reference, attended=visit == "attended")
+    item = catalogue.get_item(session, booking.item, include_unpublished=True)
+    return RedirectResponse(
+        f"/console/services?department={_department_code(session, item)}", status_code=303
+    )
+
+
+@router.post("/console/services/follow-ups/{follow_up_id}/close", dependencies=[CsrfChecked])
+def desk_close_follow_up(
+    user: SignedIn,
+    session: DbSession,
+    follow_up_id: int,
+    note: Annotated[str, Form(min_length=1, max_length=2000)],
+) -> Response:
+    closed = ratings.close_follow_up(session, user, follow_up_id, note)
+    return RedirectResponse(f"/console/services?department={closed.rating.department}", status_code=303)
+
+
+def _department_code(session: Session, item: Item) -> str:
+    return session.get_one(Department, item.department_id).code
 
 
 @router.get("/services/{kind}/{code}")

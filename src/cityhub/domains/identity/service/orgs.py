@@ -53,6 +53,13 @@ def get_unit_by_code(session: Session, code: str) -> OrgUnit:
     return unit
 
 
+def get_organization_by_code(session: Session, code: str) -> Organization:
+    organization = session.scalar(select(Organization).where(Organization.code == code))
+    if organization is None:
+        raise NotFound(_("Organisation %(code)s does not exist.", code=code))
+    return organization
+
+
 def organization_unit_path(session: Session, organization_id: int) -> str:
     """The path of an organisation's home unit (to check that a grant or key may name it)."""
     path = session.scalar(

@@ -11,13 +11,15 @@ from datetime import date
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity.models import FamilyLink, HouseholdMember, OrgUnit, Person
+from cityhub.domains.identity.models import Account, FamilyLink, HouseholdMember, OrgUnit, Person
 from cityhub.domains.identity.service.access import Principal, require
 from cityhub.domains.identity.service.orgs import root_path, unit_ids_in_scope
+from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import PageParams, fetch_page
+from cityhub.kernel.settings import domain_settings
 
 HOUSEHOLD_RELATIONS = (
     "head",
@@ -59,6 +61,16 @@ def id_number_checksum_ok(id_number: str) -> bool:
 def hash_id_number(id_number: str, key: str) -> str:
     """A keyed hash (HMAC-SHA256): without the key, a dump of the table cannot be brute-forced back to ids."""
     return hmac.new(key.encode(), id_number.upper().encode(), hashlib.sha256).hexdigest()
+
+
+def id_number_digest(id_number: str) -> str:
+    """The stored form of a resident id number, for other domains that receive one from a department system
+    and must match it to a person without keeping the number; a malformed number is a 422."""
+    if not id_number_checksum_ok(id_number):
+        raise ValidationProblem(
+            _("%(number)s is not a valid resident id number.", number=mask_id_number(id_number))
+        )
+    return hash_id_number(id_number, domain_settings(IdentitySettings).id_number_key)
 
 
 def mask_id_number(id_number: str) -> str:
@@ -123,6 +135,25 @@ def get_person(session: Session, person_id: int) -> Person:
     if person is None:
         raise NotFound(_("Person %(id)s does not exist.", id=person_id))
     return person
+
+
+def account_holders(
+    session: Session, limit: int, usernames: tuple[str, ...] = ()
+) -> list[tuple[int, Person]]:
+    """(account id, person) of people with a login and an id number on file: the named accounts first, then
+    the oldest, ``limit`` in all (for other domains' demo data, which needs people records can match)."""
+    chosen = (
+        select(Account.id, Person)
+        .join(Account, Account.person_id == Person.id)
+        .where(Person.id_number_hash.is_not(None))
+    )
+    named = session.execute(chosen.where(Account.username.in_(usernames)).order_by(Account.id)).all()
+    others = session.execute(
+        chosen.where(Account.username.not_in(usernames))
+        .order_by(Account.id)
+        .limit(max(limit - len(named), 0))
+    ).all()
+    return [(account_id, person) for account_id, person in [*named, *others]]
 
 
 def people_in_scope(scopes: list[str], q: str | None = None) -> Select[Person]:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity import Principal, get_unit_by_code
+from cityhub.domains.identity import Principal, get_organization_by_code, get_unit_by_code
 from cityhub.domains.services import schemas
 from cityhub.domains.services.models import (
     Category,
@@ -55,6 +55,9 @@ def import_catalogue(session: Session, actor: str, catalogue: schemas.CatalogueI
         row.summary_zh, row.summary_en = _texts(given.summary)
         row.phone, row.icon = given.phone, given.icon
         row.org_unit_id = get_unit_by_code(session, given.org_unit_code).id if given.org_unit_code else None
+        row.organization_id = (
+            get_organization_by_code(session, given.organization_code).id if given.organization_code else None
+        )
         count("departments", is_new)
     categories = _by_code(session, Category, [c.code for c in catalogue.categories])
     for position, given_category in enumerate(catalogue.categories):
@@ -106,6 +109,7 @@ def _import_items(session: Session, given_items: Sequence[schemas.ItemIn], count
         item.name_zh, item.name_en = given.name.zh_CN, given.name.en
         item.summary_zh, item.summary_en = _texts(given.summary)
         item.keywords = given.keywords.model_dump()
+        item.fields = [field.model_dump() for field in given.fields]
         item.updated_at = now
         changed.append(item)
         count("items", is_new)
@@ -174,7 +178,7 @@ def departments(session: Session) -> list[schemas.DepartmentOut]:
     return [
         schemas.DepartmentOut(
             code=row.code,
-            name=_name(row),
+            name=name_of(row),
             summary=_summary(row),
             phone=row.phone,
             icon=row.icon,
@@ -187,7 +191,7 @@ def departments(session: Session) -> list[schemas.DepartmentOut]:
 def categories(session: Session) -> list[schemas.CategoryOut]:
     counts = _published_counts(session, Item.category_id)
     return [
-        schemas.CategoryOut(code=row.code, name=_name(row), icon=row.icon, items=counts.get(row.id, 0))
+        schemas.CategoryOut(code=row.code, name=name_of(row), icon=row.icon, items=counts.get(row.id, 0))
         for row in session.scalars(select(Category).order_by(Category.position, Category.id))
     ]
 
@@ -202,7 +206,11 @@ def life_events(session: Session) -> list[schemas.LifeEventOut]:
     counts = {key: int(total) for key, total in session.execute(counted)}
     return [
         schemas.LifeEventOut(
-            code=row.code, name=_name(row), summary=_summary(row), icon=row.icon, items=counts.get(row.id, 0)
+            code=row.code,
+            name=name_of(row),
+            summary=_summary(row),
+            icon=row.icon,
+            items=counts.get(row.id, 0),
         )
         for row in session.scalars(select(LifeEvent).order_by(LifeEvent.position, LifeEvent.id))
     ]
@@ -301,11 +309,12 @@ def items_out(session: Session, rows: Sequence[Item]) -> list[schemas.ItemOut]:
             category=category_codes[row.category_id],
             life_events=events.get(row.id, []),
             kind=row.kind,
-            name=_name(row),
+            name=name_of(row),
             summary=_summary(row),
             keywords=schemas.Keywords.model_validate(row.keywords or {}),
             online=row.online,
             published=row.published,
+            fields=[schemas.FieldIn.model_validate(field) for field in row.fields or []],
         )
         for row in rows
     ]
@@ -315,7 +324,7 @@ def _codes(session: Session, model: type[RowT], ids: set[int]) -> dict[int, str]
     return dict(session.execute(select(model.id, model.code).where(model.id.in_(ids))).all())
 
 
-def _name(row: Department | Category | LifeEvent | Item) -> schemas.Name:
+def name_of(row: Department | Category | LifeEvent | Item) -> schemas.Name:
     return schemas.Name(zh_CN=row.name_zh, en=row.name_en)
 
 
