@@ -15,7 +15,7 @@ from cityhub.kernel.settings import Settings
 from cityhub.worker import build_registry
 from tests.domains.services.desk_world import API, RESIDENT_ID, add_slots, build_world
 from tests.kernel.kernel_testing import drain
-from tests.web.factories import HTML, login, post_form
+from tests.web.factories import HTML, csrf_token, login, post_form
 
 
 def test_a_resident_books_looks_up_pays_and_rates_in_pages(
@@ -114,3 +114,65 @@ def test_a_department_desk_sees_its_day_and_closes_follow_ups(client: TestClient
     client.cookies.clear()
     login(client, "resident")
     assert client.get("/console/services", headers=HTML).status_code == 403
+
+
+def test_a_resident_applies_online_and_the_desk_decides(client: TestClient, database: Database) -> None:
+    build_world(client, database)
+    login(client, "resident")
+    form = client.get("/services/items/gjj-withdraw/apply", headers=HTML)
+    assert form.status_code == 200 and "租房合同" in form.text and "使用我的个人信息填写" in form.text
+    post_form(
+        client,
+        "/services/items/gjj-withdraw/apply",
+        "/services/prefill",
+        {"back": "/services/items/gjj-withdraw/apply"},
+    )
+    prefilled = client.get("/services/items/gjj-withdraw/apply", headers=HTML)
+    assert 'value="张三"' in prefilled.text and "使用我的个人信息填写" not in prefilled.text
+    token = csrf_token(prefilled.text)
+    answers = {"csrf_token": token, "name": "张三", "reason": "rent", "amount": "abc", "remarks": "急用"}
+    refused = client.post(
+        "/services/items/gjj-withdraw/apply",
+        data=answers,
+        files={"contract": ("lease.pdf", b"%PDF-1.4 lease", "application/pdf")},
+        headers=HTML,
+    )
+    assert refused.status_code == 422 and "请填写数字" in refused.text and "急用" in refused.text
+    sent = client.post(
+        "/services/items/gjj-withdraw/apply",
+        data={**answers, "amount": "1500"},
+        files={"contract": ("lease.pdf", b"%PDF-1.4 lease", "application/pdf")},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/services/applications/A")
+    page = client.get(sent.headers["location"], headers=HTML)
+    assert "¥1,500.00" in page.text and "lease.pdf" in page.text and "已提交" in page.text
+    reference = sent.headers["location"].rsplit("/", 1)[1]
+
+    client.cookies.clear()
+    login(client, "gjj_staff")
+    desk = client.get("/console/services", headers=HTML)
+    assert reference in desk.text and "待办申请" in desk.text
+    decided = post_form(
+        client,
+        "/console/services",
+        f"/console/services/applications/{reference}/decision",
+        {"status": "needs_more", "note": "请补充身份证复印件"},
+    )
+    assert decided.status_code == 303
+
+    client.cookies.clear()
+    login(client, "resident")
+    page = client.get(f"/services/applications/{reference}", headers=HTML)
+    assert "请补充身份证复印件" in page.text and "需补充材料" in page.text
+    fix = client.get(f"/services/items/gjj-withdraw/apply?reference={reference}", headers=HTML)
+    assert 'value="1500.00"' in fix.text and "重新提交" in fix.text
+    resent = client.post(
+        f"/services/applications/{reference}/resubmit",
+        data={"csrf_token": csrf_token(fix.text), "name": "张三", "reason": "rent", "amount": "1500"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert resent.status_code == 303
+    assert "已提交" in client.get(f"/services/applications/{reference}", headers=HTML).text

@@ -9,10 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.models import Organization
+from cityhub.domains.identity.models import Account, Organization
 from cityhub.domains.identity.service import apikeys, people
+from cityhub.domains.identity.service.accounts import principal_for_account
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.domains.services.models import Item, Slot
 from cityhub.kernel.db import Database, utcnow
@@ -48,6 +51,33 @@ CATALOGUE: dict[str, Any] = {
         item("gjj-counter", "gjj", "housing", "appointment", "公积金柜台预约", "Fund counter visit"),
         item("gjj-repayment", "gjj", "housing", "bill", "公积金贷款还款", "Fund loan repayment"),
         item("crj-passport", "crj", "housing", "appointment", "护照预约", "Passport appointment"),
+        item(
+            "gjj-withdraw",
+            "gjj",
+            "housing",
+            "form",
+            "租房提取公积金",
+            "Withdraw the fund to pay rent",
+            fields=[
+                {"key": "name", "label": text("姓名", "Name"), "required": True, "prefill": "name"},
+                {"key": "phone", "label": text("电话", "Phone"), "prefill": "phone"},
+                {
+                    "key": "reason",
+                    "label": text("提取原因", "Reason"),
+                    "type": "choice",
+                    "required": True,
+                    "options": [
+                        {"value": "rent", "label": text("租房", "Rent")},
+                        {"value": "purchase", "label": text("购房", "Purchase")},
+                    ],
+                },
+                {"key": "amount", "label": text("提取金额", "Amount"), "type": "money", "required": True},
+                {"key": "since", "label": text("租期开始", "Lease start"), "type": "date"},
+                {"key": "first_home", "label": text("无自有住房", "No home of my own"), "type": "boolean"},
+                {"key": "contract", "label": text("租房合同", "Lease"), "type": "file", "required": True},
+                {"key": "remarks", "label": text("备注", "Remarks"), "type": "textarea"},
+            ],
+        ),
     ],
 }
 
@@ -150,3 +180,9 @@ def add_slots(
         session.add_all(slots)
         session.flush()
         return [slot.id for slot in slots]
+
+
+def principal_of(session: Session, username: str) -> Principal:
+    return principal_for_account(
+        session, session.scalars(select(Account.id).where(Account.username == username)).one()
+    )

@@ -5,9 +5,12 @@ bills, follow-ups); the catalogue import for operators; and the payment provider
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from cityhub.domains.identity import (
     CurrentPrincipal,
@@ -17,13 +20,14 @@ from cityhub.domains.identity import (
     require_permission,
 )
 from cityhub.domains.services import schemas
-from cityhub.domains.services.service import appointments, bills, catalogue, ratings, records
+from cityhub.domains.services.service import appointments, bills, catalogue, forms, ratings, records
 from cityhub.domains.services.service.desk import DESK
 from cityhub.kernel.db import Database
-from cityhub.kernel.errors import Unauthorized
+from cityhub.kernel.errors import NotFound, Unauthorized, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging
 from cityhub.kernel.payments import payment_provider
+from cityhub.kernel.settings import Settings
 from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, get_database
 
 router = APIRouter()
@@ -333,3 +337,131 @@ def sandbox_callback(
 ) -> dict[str, str]:
     status_after = bills.settle_sandbox_callback(session, payment_provider(settings), body, signature)
     return {"status": status_after}
+
+
+# -- online forms --------------------------------------------------------------------------------------------
+
+MAX_FILES = 10
+
+
+def uploads_dir(settings: Settings) -> Path:
+    return settings.var_dir / "uploads" / "services"
+
+
+async def form_answers(request: Request) -> tuple[dict[str, str], dict[str, forms.Upload]]:
+    """The text answers and files of a multipart (or url-encoded) application, files read up to the cap."""
+    try:
+        submitted = await request.form(max_files=MAX_FILES, max_fields=200)
+    except Exception as exc:  # Starlette raises its own errors for broken or oversized multipart bodies
+        raise ValidationProblem(_("The form could not be read: %(reason)s", reason=str(exc)[:200])) from exc
+    answers: dict[str, str] = {}
+    uploads: dict[str, forms.Upload] = {}
+    for key, value in submitted.multi_items():
+        if key == "csrf_token":
+            continue
+        if isinstance(value, StarletteUpload):
+            data = await value.read(forms.MAX_FILE_BYTES + 1)
+            if data:
+                uploads[key] = forms.Upload(value.filename or key, data)
+        else:
+            answers[key] = value
+    return answers, uploads
+
+
+Answers = Annotated[tuple[dict[str, str], dict[str, forms.Upload]], Depends(form_answers)]
+
+
+@router.get(
+    "/items/{code}/form",
+    response_model=schemas.FormOut,
+    summary="A form item's fields, pre-filled if I agreed",
+)
+def form(code: str, principal: CurrentPrincipal, session: DbSession) -> schemas.FormOut:
+    _item, fields = forms.form_item(session, code)
+    return schemas.FormOut(fields=fields, prefilled=forms.prefilled(session, principal, fields))
+
+
+@router.post(
+    "/items/{code}/applications",
+    response_model=schemas.ApplicationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Apply through a form item (multipart: one part per field key; files for file fields)",
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object"}}}}},
+)
+def apply(
+    code: str, answers: Answers, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.ApplicationOut:
+    return forms.submit(session, principal, uploads_dir(settings), code, *answers)
+
+
+@router.get("/me/applications", response_model=list[schemas.ApplicationOut], summary="My applications")
+def my_applications(principal: CurrentPrincipal, session: DbSession) -> list[schemas.ApplicationOut]:
+    return forms.my_applications(session, principal)
+
+
+@router.get(
+    "/me/applications/{reference}", response_model=schemas.ApplicationOut, summary="One of my applications"
+)
+def my_application(reference: str, principal: CurrentPrincipal, session: DbSession) -> schemas.ApplicationOut:
+    return forms.my_application(session, principal, reference)
+
+
+@router.post(
+    "/me/applications/{reference}/resubmit",
+    response_model=schemas.ApplicationOut,
+    summary="Answer the department's request for more (multipart, like applying)",
+)
+def resubmit(
+    reference: str, answers: Answers, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.ApplicationOut:
+    return forms.resubmit(session, principal, uploads_dir(settings), reference, *answers)
+
+
+@router.post(
+    "/me/applications/{reference}/withdraw",
+    response_model=schemas.ApplicationOut,
+    summary="Withdraw an application",
+)
+def withdraw(reference: str, principal: CurrentPrincipal, session: DbSession) -> schemas.ApplicationOut:
+    return forms.withdraw(session, principal, reference)
+
+
+@router.get(
+    "/departments/{department}/applications",
+    response_model=Page[schemas.ApplicationOut],
+    summary="A department's applications, oldest first (audited)",
+)
+def desk_applications(
+    department: str,
+    principal: DeskPrincipal,
+    session: DbWriteSession,
+    paging: Paging,
+    application_status: Annotated[schemas.ApplicationStatus | None, Query(alias="status")] = None,
+) -> Page[schemas.ApplicationOut]:
+    found, total = forms.desk_applications(session, principal, department, application_status, paging)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post(
+    "/applications/{reference}/decision",
+    response_model=schemas.ApplicationOut,
+    summary="Accept, ask for more, approve or reject an application (the applicant is notified)",
+)
+def decide(
+    reference: str, body: schemas.DecisionIn, principal: DeskPrincipal, session: DbSession
+) -> schemas.ApplicationOut:
+    return forms.decide(session, principal, reference, body)
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    summary="An application's file, for the applicant or the department handling it (audited for the latter)",
+    response_class=FileResponse,
+)
+def attachment(
+    attachment_id: int, principal: CurrentPrincipal, session: DbWriteSession, settings: AppSettings
+) -> FileResponse:
+    found, path = forms.attachment_file(session, principal, uploads_dir(settings), attachment_id)
+    if not path.is_file():
+        raise NotFound(_("The file of attachment %(id)s is missing.", id=attachment_id))
+    return FileResponse(path, media_type=found.content_type, filename=found.filename)

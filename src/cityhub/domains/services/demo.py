@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import account_holders
 from cityhub.domains.services.models import (
+    Application,
+    ApplicationEvent,
     Bill,
     Booking,
     FollowUp,
@@ -68,6 +70,7 @@ def seed(ctx: DemoContext) -> None:
     slots = city.slots()
     ctx.progress.advance(task)
     city.bookings([account_id for account_id, _person in people], {p.id: p for _a, p in people}, slots)
+    city.applications(people)
     ctx.progress.advance(task)
 
 
@@ -291,6 +294,49 @@ class _DemoServices:
                 self.session.flush()
                 self._rate(booking, departments[slot.item_id])
 
+    def applications(self, people: list[tuple[int, Any]]) -> None:
+        """Rent withdrawals of the provident fund by about a quarter of the people, at every stage."""
+        item = self.items["gjj-rent-withdrawal"]
+        for account_id, person in people:
+            if (
+                account_id != people[0][0] and self.rng.random() >= 0.25
+            ):  # the "resident" login always applies
+                continue
+            path = self.rng.choice(APPLICATION_PATHS)
+            start = datetime.now(UTC) - timedelta(days=self.rng.randrange(2, 20))
+            application = Application(
+                reference=new_reference("A"),
+                item_id=item.id,
+                department_id=item.department_id,
+                account_id=account_id,
+                person_id=person.id,
+                status=path[-1][0],
+                answers={
+                    "name": person.name,
+                    "phone": person.phone,
+                    "amount": self.rng.randrange(10, 60) * 10_000,
+                    "lease_start": (start.date() - timedelta(days=60)).isoformat(),
+                    "monthly_rent": self.rng.randrange(15, 60) * 10_000,
+                    "no_home": True,
+                    "remarks": None,
+                },
+                created_at=start,
+                changed_at=start + timedelta(days=len(path) - 1),
+            )
+            self.session.add(application)
+            self.session.flush()
+            self.session.add_all(
+                ApplicationEvent(
+                    application_id=application.id,
+                    status=status,
+                    note=note,
+                    actor="system:demo",
+                    by_department=step > 0,
+                    at=start + timedelta(days=step),
+                )
+                for step, (status, note) in enumerate(path)
+            )
+
     def _rate(self, booking: Booking, department_id: int) -> None:
         level = self.rng.choices(list(RATING_WEIGHTS), weights=list(RATING_WEIGHTS.values()))[0]
         rating = Rating(
@@ -306,6 +352,15 @@ class _DemoServices:
         if level <= 2:
             self.session.flush()
             self.session.add(FollowUp(rating_id=rating.id, department_id=department_id))
+
+
+# An application's way so far, and the department's notes on it.
+APPLICATION_PATHS = (
+    (("submitted", ""),),
+    (("submitted", ""), ("accepted", "")),
+    (("submitted", ""), ("needs_more", "请补充房东身份证复印件")),
+    (("submitted", ""), ("accepted", ""), ("approved", "提取款将于3个工作日内到账")),
+)
 
 
 def _workdays_around(today: date, count: int) -> list[date]:

@@ -231,7 +231,57 @@ class Payment(Base):
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-RATED_KINDS = ("booking", "payment")
+APPLICATION_STATUSES = ("submitted", "accepted", "needs_more", "approved", "rejected", "withdrawn")
+
+
+class Application(Base):
+    """A resident's application through a form item, tracked through APPLICATION_STATUSES."""
+
+    __tablename__ = "services_application"
+    __table_args__ = (Index("ix_services_application_department_status", "department_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("services_item.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("services_department.id"))
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    person_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApplicationEvent(Base):
+    """One step of an application's history: who moved it to which status, with what note."""
+
+    __tablename__ = "services_application_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("services_application.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(60))
+    by_department: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attachment(Base):
+    """A file attached to an application; the bytes live under <var_dir>/uploads/services/, named by hash."""
+
+    __tablename__ = "services_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("services_application.id"), index=True)
+    field_key: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+RATED_KINDS = ("booking", "payment", "application")
 
 
 class Rating(Base):

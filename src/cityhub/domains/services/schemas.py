@@ -69,15 +69,34 @@ class LifeEventIn(Strict):
 
 
 FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-FieldType = Literal["text", "number", "money", "date"]
+FieldType = Literal["text", "textarea", "number", "money", "date", "choice", "boolean", "file"]
+Prefill = Literal["name", "phone", "email", "address"]
+
+
+class Choice(Strict):
+    value: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    label: Name
 
 
 class FieldIn(Strict):
-    """One field of a query item's department records; ``money`` values are in cents."""
+    """One field of a query item's department records or of a form item's application.
+
+    Records hold ``money`` in cents; a form asks for yuan and stores cents. ``choice`` needs ``options``;
+    ``file`` takes a PDF, PNG or JPEG; ``prefill`` names the resident's identity data that fills the field
+    when they agree to it (consent purpose ``services.prefill``)."""
 
     key: FieldKey
     label: Name
     type: FieldType = "text"
+    required: bool = False
+    options: list[Choice] = Field(default_factory=list, max_length=50)
+    prefill: Prefill | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_the_type(self) -> FieldIn:
+        if (self.type == "choice") != bool(self.options):
+            raise ValueError(f"field {self.key}: options are given exactly for choice fields")
+        return self
 
 
 class ItemIn(Strict):
@@ -334,13 +353,15 @@ class ReceiptOut(BaseModel):
 
 # -- ratings (好差评) ----------------------------------------------------------------------------------------
 
-RatedKind = Literal["booking", "payment"]  # models.RATED_KINDS
+RatedKind = Literal["booking", "payment", "application"]  # models.RATED_KINDS
 Level = Annotated[int, Field(ge=1, le=5)]
 
 
 class RatingIn(Strict):
     kind: RatedKind
-    reference: str = Field(min_length=1, max_length=40, description="Booking or payment reference.")
+    reference: str = Field(
+        min_length=1, max_length=40, description="Booking, payment or application reference."
+    )
     level: Level = Field(
         description="1 very dissatisfied, 2 dissatisfied, 3 fair, 4 satisfied, 5 very satisfied."
     )
@@ -377,3 +398,52 @@ class SatisfactionOut(BaseModel):
     mean_level: float | None
     satisfied_share: float | None = Field(description="Share of ratings of 4 or 5.")
     open_follow_ups: int
+
+
+# -- online forms and applications -------------------------------------------------------------------------
+
+ApplicationStatus = Literal["submitted", "accepted", "needs_more", "approved", "rejected", "withdrawn"]
+Decision = Literal["accepted", "needs_more", "approved", "rejected"]
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    field: str
+    filename: str
+    content_type: str
+    size: int
+
+
+class ApplicationEventOut(BaseModel):
+    at: datetime
+    status: str
+    note: str
+    by_department: bool
+
+
+class ApplicationOut(BaseModel):
+    reference: str
+    item: str
+    item_name: Name
+    department: str
+    status: str
+    answers: dict[str, str | int | float | bool | None]
+    attachments: list[AttachmentOut]
+    history: list[ApplicationEventOut]
+    created_at: datetime
+    changed_at: datetime
+    rating: int | None = None
+
+
+class FormOut(BaseModel):
+    fields: list[FieldIn]
+    prefilled: dict[str, str] = Field(
+        description="Values from my identity data (with consent services.prefill)."
+    )
+
+
+class DecisionIn(Strict):
+    status: Decision
+    note: str = Field(
+        "", max_length=2000, description="What the applicant should know (required unless accepted)."
+    )

@@ -10,16 +10,17 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import PageUser, SignedIn
 from cityhub.domains.services import schemas
+from cityhub.domains.services.api import Answers, uploads_dir
 from cityhub.domains.services.models import Department, Item
-from cityhub.domains.services.service import appointments, bills, catalogue, ratings, records
+from cityhub.domains.services.service import appointments, bills, catalogue, forms, ratings, records
 from cityhub.domains.services.service.desk import desk_departments
-from cityhub.kernel.errors import Forbidden, NotFound, Problem
+from cityhub.kernel.errors import Forbidden, NotFound, Problem, ValidationProblem
 from cityhub.kernel.i18n import get_locale
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
@@ -72,12 +73,22 @@ STATUS_LABELS = {
     "missed": _l("Missed"),
     "unpaid": _l("Unpaid"),
     "paid": _l("Paid"),
+    "submitted": _l("Submitted"),
+    "accepted": _l("Being handled"),
+    "needs_more": _l("More needed from you"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+    "withdrawn": _l("Withdrawn"),
 }
 
 
 def _page(request: Request, name: str, context: dict[str, Any]) -> Response:
+    return render_page(request, name, context)
+
+
+def render_page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     shared = {"tr": _text, "kinds": KIND_LABELS, "money": _money, "levels": LEVELS, "statuses": STATUS_LABELS}
-    return render(request, f"services/{name}", {**shared, **context})
+    return render(request, f"services/{name}", {**shared, **context}, status_code)
 
 
 @router.get("/services")
@@ -156,13 +167,121 @@ def cancel_booking(user: SignedIn, session: DbSession, reference: str) -> Respon
     return RedirectResponse("/services/mine", status_code=303)
 
 
+@router.get("/services/items/{code}/apply")
+def apply_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    code: str,
+    reference: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    """The form, empty or pre-filled, or with an application's answers when the department asked for more."""
+    if reference is None:
+        return _form_page(request, session, user, code)
+    application = forms.my_application(session, user, reference)
+    answers = forms.answers_as_typed(forms.form_fields_of(session, application.item), application.answers)
+    return _form_page(request, session, user, application.item, answers, application=application)
+
+
+def _form_page(
+    request: Request,
+    session: Session,
+    user: Any,
+    code: str,
+    answers: dict[str, str] | None = None,
+    problem: Problem | None = None,
+    application: schemas.ApplicationOut | None = None,
+) -> Response:
+    item, fields = forms.form_item(session, code)
+    prefill = forms.prefilled(session, user, fields)
+    context = {
+        "item": catalogue.items_out(session, [item])[0],
+        "fields": fields,
+        "values": answers if answers is not None else prefill,
+        "prefilled": bool(prefill),
+        "errors": {
+            error["field"]: error["detail"]
+            for error in (problem.extensions.get("errors", []) if problem else [])
+        },
+        "problem": problem.detail if problem else None,
+        "application": application,
+    }
+    return render_page(request, "apply.html", context, status_code=422 if problem else 200)
+
+
+@router.post("/services/items/{code}/apply", dependencies=[CsrfChecked])
+def apply(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, code: str, answers: Answers
+) -> Response:
+    try:  # answers are checked before anything is written, so a refusal leaves nothing to undo
+        done = forms.submit(session, user, uploads_dir(settings), code, *answers)
+    except ValidationProblem as problem:
+        return _form_page(request, session, user, code, answers[0], problem)
+    return RedirectResponse(f"/services/applications/{done.reference}", status_code=303)
+
+
+@router.post("/services/prefill", dependencies=[CsrfChecked])
+def allow_prefill(
+    user: SignedIn,
+    session: DbSession,
+    back: Annotated[str, Form(pattern=r"^/services/items/[a-z0-9-]+/apply$")],
+) -> Response:
+    forms.allow_prefill(session, user)
+    return RedirectResponse(back, status_code=303)
+
+
+@router.get("/services/applications/{reference}")
+def application_page(request: Request, user: SignedIn, session: DbSession, reference: str) -> Response:
+    application = forms.my_application(session, user, reference)
+    fields = forms.form_fields_of(session, application.item)
+    return _page(request, "application.html", {"application": application, "fields": fields})
+
+
+@router.post("/services/applications/{reference}/withdraw", dependencies=[CsrfChecked])
+def withdraw_application(user: SignedIn, session: DbSession, reference: str) -> Response:
+    forms.withdraw(session, user, reference)
+    return RedirectResponse(f"/services/applications/{reference}", status_code=303)
+
+
+@router.post("/services/applications/{reference}/resubmit", dependencies=[CsrfChecked])
+def resubmit_application(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    reference: str,
+    answers: Answers,
+) -> Response:
+    try:
+        forms.resubmit(session, user, uploads_dir(settings), reference, *answers)
+    except ValidationProblem as problem:
+        application = forms.my_application(session, user, reference)
+        return _form_page(request, session, user, application.item, answers[0], problem, application)
+    return RedirectResponse(f"/services/applications/{reference}", status_code=303)
+
+
+@router.get("/services/attachments/{attachment_id}")
+def attachment_download(
+    user: SignedIn, session: DbWriteSession, settings: AppSettings, attachment_id: int
+) -> Response:
+    found, path = forms.attachment_file(session, user, uploads_dir(settings), attachment_id)
+    if not path.is_file():
+        raise NotFound()
+    return FileResponse(path, media_type=found.content_type, filename=found.filename)
+
+
 @router.get("/services/mine")
 def my_services(request: Request, user: SignedIn, session: DbSession) -> Response:
     try:
         my_bills, refusal = bills.my_bills(session, user), None
     except Problem as problem:
         my_bills, refusal = [], problem.detail
-    context = {"bookings": appointments.my_bookings(session, user), "bills": my_bills, "refusal": refusal}
+    context = {
+        "bookings": appointments.my_bookings(session, user),
+        "bills": my_bills,
+        "refusal": refusal,
+        "applications": forms.my_applications(session, user),
+    }
     return _page(request, "mine.html", context)
 
 
@@ -186,7 +305,7 @@ def rate(
     reference: Annotated[str, Form(max_length=40)],
     level: Annotated[int, Form(ge=1, le=5)],
     comment: Annotated[str, Form(max_length=2000)] = "",
-    back: Annotated[str, Form(pattern=r"^/services/[a-z0-9/]*$")] = "/services/mine",
+    back: Annotated[str, Form(pattern=r"^/services/[A-Za-z0-9/-]*$")] = "/services/mine",
 ) -> Response:
     ratings.rate(
         session, user, schemas.RatingIn(kind=kind, reference=reference, level=level, comment=comment)
@@ -205,11 +324,11 @@ def toggle_favourite(
     return RedirectResponse(f"/services/items/{code}", status_code=303)
 
 
-@router.get("/console/services")
+@router.get("/console/services", dependencies=[SameSiteOnly])
 def desk_page(
     request: Request,
     user: SignedIn,
-    session: DbSession,
+    session: DbWriteSession,  # listing applications is an audited read
     settings: AppSettings,
     department: Annotated[str | None, Query(max_length=60)] = None,
 ) -> Response:
@@ -229,6 +348,13 @@ def desk_page(
         for item in items
     }
     follow_ups, _total = ratings.follow_ups(session, user, "open", PageParams(limit=200))
+    waiting = [
+        application
+        for status in ("submitted", "accepted")
+        for application in forms.desk_applications(session, user, chosen.code, status, PageParams(limit=50))[
+            0
+        ]
+    ]
     context = {
         "departments": mine,
         "department": chosen,
@@ -237,8 +363,23 @@ def desk_page(
         "items": {item.code: catalogue.name_of(item) for item in items},
         "bookings": bookings,
         "today": today,
+        "applications": waiting,
     }
     return _page(request, "desk.html", context)
+
+
+@router.post("/console/services/applications/{reference}/decision", dependencies=[CsrfChecked])
+def desk_decide(
+    user: SignedIn,
+    session: DbSession,
+    reference: str,
+    status: Annotated[schemas.Decision, Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    decided = forms.decide(session, user, reference, schemas.DecisionIn(status=status, note=note))
+    return RedirectResponse(
+        f"/console/services?department={decided.department}#applications", status_code=303
+    )
 
 
 @router.post("/console/services/bookings/{reference}/{visit}", dependencies=[CsrfChecked])

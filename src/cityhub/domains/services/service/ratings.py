@@ -10,7 +10,16 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Notice, Principal, notify
 from cityhub.domains.services import schemas
-from cityhub.domains.services.models import Bill, Booking, Department, FollowUp, Item, Payment, Rating
+from cityhub.domains.services.models import (
+    Application,
+    Bill,
+    Booking,
+    Department,
+    FollowUp,
+    Item,
+    Payment,
+    Rating,
+)
 from cityhub.domains.services.service.desk import desk_departments, require_desk
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
@@ -65,6 +74,17 @@ def _completed(
             raise Conflict(_("Only an appointment you attended can be rated."), slug="not-completed")
         item = session.get_one(Item, booking.item_id)
         return booking.id, item.id, item.department_id
+    if given.kind == "application":
+        application = session.scalar(
+            select(Application).where(
+                Application.reference == given.reference, Application.account_id == principal.id
+            )
+        )
+        if application is None:
+            raise not_found
+        if application.status not in ("approved", "rejected"):
+            raise Conflict(_("Only a decided application can be rated."), slug="not-completed")
+        return application.id, application.item_id, application.department_id
     payment = session.scalar(
         select(Payment).where(Payment.reference == given.reference, Payment.account_id == principal.id)
     )
