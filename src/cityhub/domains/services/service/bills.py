@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity import Notice, Principal, id_number_digest, notify
+from cityhub.domains.identity import Notice, Principal, notify
 from cityhub.domains.services import schemas
 from cityhub.domains.services.models import Bill, Department, Payment, Rating
 from cityhub.domains.services.service.catalogue import name_of
@@ -21,10 +21,11 @@ from cityhub.domains.services.service.desk import (
     new_reference,
     require_desk,
     resident_subject,
+    subject_digests,
 )
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
-from cityhub.kernel.errors import Conflict, NotFound, Problem, ValidationProblem
+from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.payments import Checkout, InvalidCallback, SandboxProvider, Settlement
@@ -92,13 +93,11 @@ def issue_bills(
 
 
 def _subjects(bills: list[schemas.BillIn]) -> list[str]:
-    errors: list[dict[str, object]] = []
-    subjects: list[str] = []
-    for index, bill in enumerate(bills):
-        try:
-            subjects.append(id_number_digest(bill.id_number))
-        except Problem as problem:
-            errors.append({"index": index, "number": bill.number, "detail": problem.detail})
+    subjects, malformed = subject_digests([bill.id_number for bill in bills])
+    errors = [
+        {"index": index, "number": bills[index].number, "detail": detail}
+        for index, detail in malformed.items()
+    ]
     if errors:
         raise ValidationProblem(
             _("%(count)s bills cannot be issued; nothing was changed.", count=len(errors)), errors=errors

@@ -12,7 +12,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity import Principal, can_citywide, get_person
+from cityhub.domains.identity import Principal, can_citywide, get_person, id_number_digest
 from cityhub.domains.services.models import Department, Item
 from cityhub.domains.services.service.catalogue import get_item
 from cityhub.kernel.errors import Forbidden, NotFound, Problem, ValidationProblem
@@ -77,6 +77,19 @@ def resident_subject(session: Session, principal: Principal) -> str:
             slug="no-verified-identity",
         )
     return person.id_number_hash
+
+
+def subject_digests(numbers: list[str]) -> tuple[list[str], dict[int, str]]:
+    """The subject hash of each id number a department sent, and why each malformed one (by index) is not
+    one; callers report every bad entry of a load at once."""
+    digests: list[str] = []
+    malformed: dict[int, str] = {}
+    for index, number in enumerate(numbers):
+        try:
+            digests.append(id_number_digest(number))
+        except Problem as problem:
+            malformed[index] = problem.detail or ""
+    return digests, malformed
 
 
 def resident_person(principal: Principal) -> int:

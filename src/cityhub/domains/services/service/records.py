@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity import Principal, id_number_digest
+from cityhub.domains.identity import Principal
 from cityhub.domains.services import schemas
 from cityhub.domains.services.models import Item, QueryRecord
 from cityhub.domains.services.service.catalogue import get_item
@@ -19,10 +19,11 @@ from cityhub.domains.services.service.desk import (
     require_desk,
     require_kind,
     resident_subject,
+    subject_digests,
 )
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
-from cityhub.kernel.errors import Problem, ValidationProblem
+from cityhub.kernel.errors import ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
 MAX_SHOWN = 200
@@ -74,16 +75,14 @@ def import_records(
 def _subjects(item: Item, records: list[schemas.RecordIn]) -> list[str]:
     """Each record's subject hash, after checking every record; one 422 lists all the bad ones."""
     known = {field["key"] for field in item.fields or []}
+    subjects, malformed = subject_digests([record.id_number for record in records])
     errors: list[dict[str, object]] = []
-    subjects: list[str] = []
     for index, record in enumerate(records):
         unknown = sorted(set(record.data) - known)
         if unknown:
             errors.append({"index": index, "key": record.key, "unknown_fields": unknown})
-        try:
-            subjects.append(id_number_digest(record.id_number))
-        except Problem as problem:
-            errors.append({"index": index, "key": record.key, "detail": problem.detail})
+        if index in malformed:
+            errors.append({"index": index, "key": record.key, "detail": malformed[index]})
     if errors:
         raise ValidationProblem(
             _("%(count)s records cannot be stored; nothing was changed.", count=len(errors)), errors=errors
