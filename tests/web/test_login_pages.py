@@ -96,7 +96,9 @@ def test_logout_ends_the_page_session(resident_client: TestClient) -> None:
     assert resident_client.get("/", headers=HTML, follow_redirects=False).status_code == 303
 
 
-def test_language_switch_remembers_english_and_returns_to_the_page(resident_client: TestClient) -> None:
+def test_language_switch_remembers_english_and_returns_to_the_page(
+    resident_client: TestClient, database: Database
+) -> None:
     assert "我的市民卡" in resident_client.get("/", headers=HTML).text
     answer = post_form(resident_client, "/", "/locale", {"locale": "en", "next": "/me/household"})
     assert answer.status_code == 303
@@ -105,6 +107,8 @@ def test_language_switch_remembers_english_and_returns_to_the_page(resident_clie
     english = resident_client.get("/", headers=HTML).text
     assert '<html lang="en">' in english
     assert "My citizen card" in english and "我的市民卡" not in english
+    with database.reading() as session:  # notifications to this account are now written in English
+        assert session.scalar(select(Account.locale).where(Account.username == "resident")) == "en"
 
 
 def test_language_switch_ignores_unknown_locales_and_foreign_targets(resident_client: TestClient) -> None:

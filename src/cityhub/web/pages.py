@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cityhub.domains import manifests
-from cityhub.domains.identity import Principal, get_person
+from cityhub.domains.identity import PageUser, Principal, get_person, remember_locale
 from cityhub.domains.identity.views import SignedIn, safe_next
 from cityhub.kernel.domain import Tile
 from cityhub.kernel.i18n import SUPPORTED_LOCALES
@@ -41,12 +41,17 @@ def home(request: Request, user: SignedIn, session: DbSession) -> Response:
 @router.post("/locale", dependencies=[CsrfChecked])
 def switch_locale(
     request: Request,
+    user: PageUser,
+    session: DbSession,
     locale: Annotated[str, Form(max_length=8)],
     next_path: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
-    """Remember the chosen language in a cookie (read by RequestContextMiddleware) and go back."""
+    """Remember the chosen language in a cookie (read by RequestContextMiddleware) and, for a signed-in
+    user, on the account (notifications are written in it), and go back."""
     response = RedirectResponse(safe_next(next_path), status_code=303)
     if locale in SUPPORTED_LOCALES:
+        if user is not None:
+            remember_locale(session, user, locale)
         response.set_cookie(
             LOCALE_COOKIE,
             locale,

@@ -14,6 +14,7 @@ from cityhub.domains.identity.dependencies import (
     require_permission,
 )
 from cityhub.domains.identity.service.access import Grant, Principal, can_citywide, require, require_citywide
+from cityhub.domains.identity.service.accounts import remember_locale
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
@@ -70,6 +71,7 @@ __all__ = [
     "page_principal",
     "page_user",
     "principal_from_api_key",
+    "remember_locale",
     "require",
     "require_citywide",
     "require_permission",

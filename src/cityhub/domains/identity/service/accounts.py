@@ -248,6 +248,12 @@ def account_id_from_access_token(secret: str, token: str) -> int:
         raise Unauthorized(_("The token is not valid."), slug="invalid-token") from exc
 
 
+def remember_locale(session: Session, principal: Principal, locale: str) -> None:
+    """The language an account chose, so that what is sent to it later (notifications) speaks it too."""
+    if principal.account_id is not None:
+        session.execute(update(Account).where(Account.id == principal.account_id).values(locale=locale))
+
+
 def set_active(session: Session, actor: Principal | None, account: Account, active: bool) -> None:
     """Enable or disable a login; a disabled account's tokens stop working at once in this process."""
     account.is_active = active
