@@ -61,6 +61,12 @@ class Item(_CatalogueRecord, _Summarised, Base):
     """A service item of the catalogue; ``kind`` says how it is delivered (see ITEM_KINDS)."""
 
     __tablename__ = "services_item"
+    # Listing and ranking read only these narrow columns: with this index they never touch the wide rows.
+    __table_args__ = (
+        Index(
+            "ix_services_item_listing", "id", "published", "position", "department_id", "category_id", "kind"
+        ),
+    )
 
     department_id: Mapped[int] = mapped_column(ForeignKey("services_department.id"), index=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("services_category.id"), index=True)
@@ -90,6 +96,8 @@ class SearchTerm(Base):
     """
 
     __tablename__ = "services_search_term"
+    # A query's terms are summed per item from the index alone (term, then item and weight).
+    __table_args__ = (Index("ix_services_search_term_cover", "term", "item_id", "weight"),)
 
     term: Mapped[str] = mapped_column(String(64), primary_key=True)
     item_id: Mapped[int] = mapped_column(

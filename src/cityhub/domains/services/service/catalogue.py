@@ -232,8 +232,11 @@ class ItemFilter:
 
 
 def find_items(session: Session, wanted: ItemFilter, paging: PageParams) -> tuple[list[schemas.ItemOut], int]:
-    """One page of items matching ``wanted`` (search text ranked best first, else catalogue order), total."""
-    statement = select(Item)
+    """One page of items matching ``wanted`` (search text ranked best first, else catalogue order), total.
+
+    The page is ranked on ids and narrow columns only (covering indexes on both databases), and the wide
+    item rows are read for that page alone."""
+    statement = select(Item.id)
     if not wanted.include_unpublished:
         statement = statement.where(Item.published.is_(True))
     statement = _restricted(session, statement, wanted)
@@ -248,10 +251,12 @@ def find_items(session: Session, wanted: ItemFilter, paging: PageParams) -> tupl
     page = session.execute(
         statement.add_columns(func.count().over().label("total")).limit(paging.limit).offset(paging.offset)
     ).all()
-    if page:
-        return items_out(session, [row[0] for row in page]), int(page[0].total)
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
-    return [], total
+    if not page:
+        total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+        return [], total
+    ids = [row[0] for row in page]
+    rows = {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(ids)))}
+    return items_out(session, [rows[item_id] for item_id in ids]), int(page[0].total)
 
 
 def _restricted(session: Session, statement: Select[Any], wanted: ItemFilter) -> Select[Any]:

@@ -111,7 +111,7 @@ def query_terms(text: str) -> list[str]:
 
 
 def ranked(statement: Select[Any], terms: list[str]) -> Select[Any]:
-    """``statement`` (selecting Item) restricted to items matching any of ``terms``, best matches first."""
+    """``statement`` (over Item) restricted to items matching any of ``terms``, best matches first."""
     scores = (
         select(
             SearchTerm.item_id,
