@@ -14,7 +14,7 @@ from cityhub.domains.identity.dependencies import (
     require_permission,
 )
 from cityhub.domains.identity.service.access import Grant, Principal, can_citywide, require, require_citywide
-from cityhub.domains.identity.service.accounts import remember_locale
+from cityhub.domains.identity.service.accounts import accounts_holding, remember_locale
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
@@ -25,6 +25,7 @@ from cityhub.domains.identity.service.consent import (
 )
 from cityhub.domains.identity.service.notifications import Notice, notify
 from cityhub.domains.identity.service.orgs import (
+    get_organization,
     get_organization_by_code,
     get_unit,
     get_unit_by_code,
@@ -51,11 +52,13 @@ __all__ = [
     "Principal",
     "SignedIn",
     "account_holders",
+    "accounts_holding",
     "cached_principal",
     "can_citywide",
     "consenting_people",
     "current_principal",
     "dependants_of",
+    "get_organization",
     "get_organization_by_code",
     "get_person",
     "get_unit",

@@ -248,6 +248,25 @@ def account_id_from_access_token(secret: str, token: str) -> int:
         raise Unauthorized(_("The token is not valid."), slug="invalid-token") from exc
 
 
+def accounts_holding(session: Session, permission: str, organization_id: int | None = None) -> list[int]:
+    """Active accounts whose roles carry ``permission`` — on behalf of ``organization_id`` when given (its
+    staff), else city-wide ones without an organisation (the operator's): whom to tell about a case."""
+    roles = [role for role in access_catalog.roles if permission in access_catalog.permissions_of(role)]
+    if not roles:
+        return []
+    statement = (
+        select(RoleAssignment.account_id)
+        .join(Account, Account.id == RoleAssignment.account_id)
+        .where(RoleAssignment.role.in_(roles), Account.is_active.is_(True))
+    )
+    if organization_id is not None:
+        statement = statement.where(RoleAssignment.organization_id == organization_id)
+    else:
+        root = select(OrgUnit.id).where(OrgUnit.parent_id.is_(None))
+        statement = statement.where(RoleAssignment.org_unit_id.in_(root))
+    return sorted(set(session.scalars(statement)))
+
+
 def remember_locale(session: Session, principal: Principal, locale: str) -> None:
     """The language an account chose, so that what is sent to it later (notifications) speaks it too."""
     if principal.account_id is not None:

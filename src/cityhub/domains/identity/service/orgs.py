@@ -53,6 +53,13 @@ def get_unit_by_code(session: Session, code: str) -> OrgUnit:
     return unit
 
 
+def get_organization(session: Session, organization_id: int) -> Organization:
+    organization = session.get(Organization, organization_id)
+    if organization is None:
+        raise NotFound(_("Organisation %(id)s does not exist.", id=organization_id))
+    return organization
+
+
 def get_organization_by_code(session: Session, code: str) -> Organization:
     organization = session.scalar(select(Organization).where(Organization.code == code))
     if organization is None:

@@ -1,0 +1,50 @@
+"""Voice commands: `cityhub voice categories FILE` loads the classification tree (the API's JSON format)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from cityhub.domains.identity import Grant, Principal, units_in_scope
+from cityhub.domains.voice.schemas import CategoriesIn
+from cityhub.domains.voice.service import categories
+from cityhub.kernel.db import Database
+from cityhub.kernel.errors import Problem
+from cityhub.kernel.settings import get_settings
+
+console = Console()
+voice_app = typer.Typer(name="voice", help="The 12345 hotline.", no_args_is_help=True)
+
+
+@voice_app.command("categories")
+def import_categories(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Categories JSON file.")],
+) -> None:
+    """Create or update the ticket categories by code; all or nothing."""
+    try:
+        given = CategoriesIn.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as exc:
+        console.print(f"[red]{path} is not a categories file[/]: {exc}")
+        raise typer.Exit(1) from exc
+    database = Database.from_settings(get_settings())
+    try:
+        with database.unit_of_work() as session:
+            root = next((u for u in session.scalars(units_in_scope(["/"])) if u.parent_id is None), None)
+            if root is None:
+                console.print("[red]create the org-unit tree first[/] (`cityhub orgs import`)")
+                raise typer.Exit(1)
+            grant = Grant("operator", root.id, root.path, None, frozenset({categories.MANAGE}))
+            counts = categories.import_categories(
+                session, Principal("system", 0, "cli", None, (grant,)), given
+            )
+    except Problem as problem:
+        console.print(f"[red]{problem.title or problem.slug}[/]: {problem.detail or ''}")
+        raise typer.Exit(1) from problem
+    finally:
+        database.dispose()
+    console.print(f"created {counts['created']}; updated {counts['updated']}")

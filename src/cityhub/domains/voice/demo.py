@@ -1,0 +1,141 @@
+"""The demo city's 12345 hotline: a classification tree tied to the city's departments, and tickets of the
+last weeks at every stage, reported by residents from inside the city's communities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cityhub.domains.identity import (
+    Grant,
+    Principal,
+    account_holders,
+    units_in_scope,
+)
+from cityhub.domains.voice import schemas
+from cityhub.domains.voice.models import Ticket, TicketEvent
+from cityhub.domains.voice.service import categories, tickets
+from cityhub.domains.voice.settings import VoiceSettings
+from cityhub.kernel.demo import DemoContext, DemoSize
+from cityhub.kernel.settings import domain_settings
+
+# (code, Chinese name, English name, handling organisation or None for the operator to dispatch)
+CATEGORY_TREE = (
+    ("01", "城乡建设", "Urban and rural construction", None),
+    ("01.01", "物业管理", "Property management", "dept-housing"),
+    ("01.02", "违章搭建", "Illegal construction", "dept-housing"),
+    ("02", "交通运输", "Transport", None),
+    ("02.01", "道路设施损坏", "Damaged roads and street furniture", "dept-transport"),
+    ("02.02", "公交服务", "Bus services", "dept-transport"),
+    ("03", "劳动和社会保障", "Labour and social security", None),
+    ("03.01", "社保缴费", "Social insurance contributions", "dept-hrss"),
+    ("03.02", "欠薪与劳动纠纷", "Unpaid wages and labour disputes", "dept-hrss"),
+    ("04", "卫生健康", "Health", None),
+    ("04.01", "医疗服务", "Medical services", "dept-health"),
+    ("05", "公共安全", "Public safety", None),
+    ("05.01", "噪音扰民", "Noise nuisance", "dept-police"),
+    ("05.02", "治安隐患", "Public order hazards", "dept-police"),
+    ("06", "民政服务", "Civil affairs", None),
+    ("06.01", "养老服务", "Elderly care", "dept-civil"),
+    ("99", "其他", "Other", None),
+)
+REPORTS = (
+    ("help", "01.01", "小区电梯已经停运三天，老人上下楼很困难，请尽快维修。"),
+    ("complaint", "05.01", "楼下商铺每晚十点后还在大声播放音乐，影响休息。"),
+    ("report", "01.02", "隔壁楼顶正在违规加盖房屋，存在安全隐患。"),
+    ("help", "02.01", "路口人行道地砖松动，下雨天容易滑倒。"),
+    ("suggestion", "02.02", "建议增加早高峰时段公交班次，车厢太拥挤。"),
+    ("consultation", "03.01", "灵活就业人员怎么缴纳养老保险？"),
+    ("complaint", "03.02", "公司已经拖欠两个月工资，请帮忙协调。"),
+    ("suggestion", "06.01", "希望社区增设老年食堂。"),
+    ("complaint", "04.01", "社区卫生服务中心周末不开门，看病不方便。"),
+    ("help", "99", "小区门口的流浪狗较多，孩子上学害怕。"),
+)
+TICKETS = {DemoSize.TINY: 6, DemoSize.SMALL: 30, DemoSize.MEDIUM: 150, DemoSize.LARGE: 600}
+
+
+def _system(root_id: int, root_path: str) -> Principal:
+    permissions = frozenset({categories.MANAGE, tickets.DISPATCH, tickets.HANDLE})
+    return Principal("system", 0, "demo", None, (Grant("operator", root_id, root_path, None, permissions),))
+
+
+def seed(ctx: DemoContext) -> None:
+    task = ctx.progress.add_task("voice: 12345 categories and tickets", total=2)
+    session, rng = ctx.session, ctx.rng
+    units = list(session.scalars(units_in_scope(["/"])))
+    root = next(unit for unit in units if unit.parent_id is None)
+    tree = schemas.CategoriesIn(
+        categories=[
+            schemas.CategoryIn(code=code, name_zh=zh, name_en=en, organization_code=organization)
+            for code, zh, en, organization in CATEGORY_TREE
+        ]
+    )
+    categories.import_categories(session, _system(root.id, root.path), tree)
+    ctx.progress.advance(task)
+    communities = [
+        unit for unit in units if unit.kind == "community" and unit.lon is not None and unit.lat is not None
+    ]
+    reporters = account_holders(session, TICKETS[ctx.size], usernames=("resident",))
+    clock = tickets.Clock(domain_settings(VoiceSettings), ctx.settings.timezone)
+    for n in range(TICKETS[ctx.size]):
+        account_id, person = reporters[n % len(reporters)]
+        kind, category, text = REPORTS[n % len(REPORTS)]
+        place = rng.choice(communities) if communities else None
+        reporter = Principal("account", account_id, person.name, person.id, ())
+        given = schemas.TicketIn(
+            type=kind,
+            category=category,
+            description=text,
+            address=place.name if place else "",
+            lon=place.lon + rng.uniform(-0.002, 0.002) if place and place.lon is not None else None,
+            lat=place.lat + rng.uniform(-0.002, 0.002) if place and place.lat is not None else None,
+        )
+        made = tickets.intake(session, reporter, given, clock)
+        _age(
+            session,
+            made.number,
+            days=rng.randrange(0, 20),
+            stage=rng.choice(("new", "signed", "replied", "closed")),
+        )
+    ctx.progress.advance(task)
+
+
+def _age(session: Session, number: str, days: int, stage: str) -> None:
+    """Move a fresh demo ticket back in time and along the workflow, as if it had been handled."""
+    ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+    shift = timedelta(days=days)
+    ticket.created_at -= shift
+    ticket.deadline_at -= shift
+    if ticket.sign_due_at is not None:
+        ticket.sign_due_at -= shift
+    for event in session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)):
+        event.at -= shift
+    if ticket.status != "dispatched" or stage == "new":
+        return
+    steps = [("signed", "dispatched", "handling", "")]
+    if stage in ("replied", "closed"):
+        steps.append(("replied", "handling", "replied", "已安排人员处理，感谢您的反映。"))
+    if stage == "closed":
+        steps.append(("callback", "replied", "closed", ""))
+    at = ticket.created_at
+    for action, before, after, note in steps:
+        at += timedelta(hours=20)
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                at=min(at, datetime.now(UTC)),
+                actor="system:demo",
+                action=action,
+                from_status=before,
+                to_status=after,
+                note=note,
+            )
+        )
+    ticket.status = steps[-1][2]
+    ticket.signed_at = ticket.created_at + timedelta(hours=20)
+    if stage in ("replied", "closed"):
+        ticket.replied_at, ticket.reply = ticket.signed_at + timedelta(hours=20), steps[1][3]
+    if stage == "closed":
+        ticket.satisfaction, ticket.closed_at = 5 if days % 3 else 4, ticket.replied_at

@@ -1,0 +1,40 @@
+"""Citizen voice: the 12345 ticket workflow (intake, dispatch, deadlines in working days, callbacks)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cityhub.domains.voice.settings import VoiceSettings
+from cityhub.kernel.domain import Domain, PeriodicJob, Permission, Tile
+from cityhub.kernel.i18n import lazy_gettext as _l
+
+MANIFEST = Domain(
+    name="voice",
+    title=_l("Citizen voice"),
+    depends_on=("identity",),
+    api="cityhub.domains.voice.api:router",
+    pages="cityhub.domains.voice.views:router",
+    cli=("cityhub.domains.voice.cli:voice_app",),
+    models="cityhub.domains.voice.models",
+    demo_seeder="cityhub.domains.voice.demo:seed",
+    settings=VoiceSettings,
+    permissions=(
+        Permission(
+            "voice.tickets.handle",
+            _l("Sign, handle and answer the tickets dispatched to one's department"),
+            ("department_staff", "operator"),
+        ),
+        Permission(
+            "voice.tickets.dispatch",
+            _l("Type in calls, dispatch, merge tickets and decide extensions (the hotline operator)"),
+            ("operator",),
+        ),
+        Permission("voice.categories.manage", _l("Edit the ticket classification tree"), ("operator",)),
+    ),
+    tiles=(Tile("voice", _l("Report a problem"), "/voice", "message", order=5),),
+    periodic_jobs=(
+        PeriodicJob(
+            "voice.deadlines.watch", timedelta(minutes=10), "cityhub.domains.voice.jobs:watch_deadlines_job"
+        ),
+    ),
+)
