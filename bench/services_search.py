@@ -60,7 +60,11 @@ def grown_catalogue(size: int) -> CatalogueIn:
             )
         )
         copy_number += 1
-    return base.model_copy(update={"items": items})
+    # The bench database has no identity organisations: the departments stand alone.
+    departments = [
+        department.model_copy(update={"organization_code": None}) for department in base.departments
+    ]
+    return base.model_copy(update={"items": items, "departments": departments})
 
 
 def load(url: str, size: int) -> None:
