@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from cityhub.domains import manifests
-from cityhub.domains.identity.models import Account, OrgUnit, Person
+from cityhub.domains.identity.models import Account, Organization, OrgUnit, Person
 from cityhub.domains.identity.service import accounts, orgs, people
 from cityhub.kernel.db import Database
 from cityhub.kernel.security import hash_password
@@ -93,3 +93,12 @@ def bearer(client, username: str, password: str = PASSWORD) -> dict[str, str]:
     response = client.post("/api/v1/identity/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def make_department(database: Database, town: Town, code: str) -> int:
+    """A department organisation at home in the city; its id."""
+    with database.unit_of_work() as session:
+        organization = Organization(kind="department", code=code, name=code, org_unit_id=town.city.id)
+        session.add(organization)
+        session.flush()
+        return organization.id

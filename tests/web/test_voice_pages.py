@@ -8,15 +8,15 @@ from sqlalchemy import select
 
 from cityhub.domains.voice.models import Ticket
 from cityhub.kernel.db import Database
-from tests.domains.voice.test_tickets import API, TREE, _organization
-from tests.factories import bearer, build_town, make_user
+from tests.domains.voice.test_tickets import API, TREE
+from tests.factories import bearer, build_town, make_department, make_user
 from tests.web.factories import HTML, login, post_form
 
 
 def test_a_resident_reports_on_the_map_and_rates_the_answer(client: TestClient, database: Database) -> None:
     town = build_town(database)
-    housing = _organization(database, town, "org-housing")
-    _organization(database, town, "org-police")
+    housing = make_department(database, town, "org-housing")
+    make_department(database, town, "org-police")
     make_user(database, "operator1", [("operator", town.city)])
     make_user(database, "resident", [("resident", town.community_a)], household=town.household_a)
     make_user(database, "housing1", [("department_staff", town.city)], organization_id=housing)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.models import Account, Organization
+from cityhub.domains.identity.models import Account
 from cityhub.domains.identity.service import apikeys, people
 from cityhub.domains.identity.service.accounts import principal_for_account
 from cityhub.domains.identity.settings import IdentitySettings
@@ -21,7 +21,7 @@ from cityhub.domains.services.models import Item, Slot
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.settings import domain_settings
 from tests.domains.services.catalogue_data import item, text
-from tests.factories import Town, bearer, build_town, make_user
+from tests.factories import Town, bearer, build_town, make_department, make_user
 from tests.web.factories import id_number
 
 API = "/api/v1/services"
@@ -93,14 +93,6 @@ class World:
     gjj_key: dict[str, str]
 
 
-def _organization(database: Database, town: Town, code: str) -> int:
-    with database.unit_of_work() as session:
-        organization = Organization(kind="department", code=code, name=code, org_unit_id=town.city.id)
-        session.add(organization)
-        session.flush()
-        return organization.id
-
-
 def _resident(database: Database, town: Town, username: str, number: str) -> None:
     _account, person = make_user(
         database, username, [("resident", town.community_a)], household=town.household_a
@@ -140,7 +132,7 @@ def _department_key(database: Database, town: Town, organization_id: int) -> str
 
 def build_world(client: TestClient, database: Database) -> World:
     town = build_town(database)
-    gjj, crj = _organization(database, town, "org-gjj"), _organization(database, town, "org-crj")
+    gjj, crj = make_department(database, town, "org-gjj"), make_department(database, town, "org-crj")
     make_user(database, "operator1", [("operator", town.city)])
     operator = bearer(client, "operator1")
     response = client.post(f"{API}/catalogue", json=CATALOGUE, headers=operator)

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from cityhub.domains.voice.cli import voice_app
 from cityhub.kernel.db import Database
-from tests.domains.voice.test_tickets import TREE, _organization
-from tests.factories import build_town
+from tests.domains.voice.test_tickets import TREE
+from tests.factories import build_town, make_department
 
 
 def cli() -> typer.Typer:
@@ -22,8 +22,8 @@ def cli() -> typer.Typer:
 
 def test_the_cli_loads_the_category_tree(settings, database: Database, tmp_path: Path) -> None:
     town = build_town(database)
-    _organization(database, town, "org-housing")
-    _organization(database, town, "org-police")
+    make_department(database, town, "org-housing")
+    make_department(database, town, "org-police")
     good = tmp_path / "tree.json"
     good.write_text(json.dumps(TREE, ensure_ascii=False), encoding="utf-8")
     result = CliRunner().invoke(cli(), ["voice", "categories", str(good)])

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from cityhub.domains.identity.models import Notification, Organization
+from cityhub.domains.identity.models import Notification
 from cityhub.domains.voice.service import tickets as ticket_service
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.models import AuditRecord
 from cityhub.kernel.settings import domain_settings
-from tests.factories import Town, bearer, build_town, make_user
+from tests.factories import Town, bearer, build_town, make_department, make_user
 
 API = "/api/v1/voice"
 SEPT_29_10AM = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, the day before the holiday
@@ -40,20 +40,12 @@ class Hotline:
     police: dict[str, str]
 
 
-def _organization(database, town: Town, code: str) -> int:  # type: ignore[no-untyped-def]
-    with database.unit_of_work() as session:
-        organization = Organization(kind="department", code=code, name=code, org_unit_id=town.city.id)
-        session.add(organization)
-        session.flush()
-        return organization.id
-
-
 @pytest.fixture
 def hotline(client, database) -> Hotline:
     town = build_town(database)
     housing, police = (
-        _organization(database, town, "org-housing"),
-        _organization(database, town, "org-police"),
+        make_department(database, town, "org-housing"),
+        make_department(database, town, "org-police"),
     )
     make_user(database, "operator1", [("operator", town.city)])
     make_user(database, "resident", [("resident", town.community_a)], household=town.household_a)
