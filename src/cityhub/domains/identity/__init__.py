@@ -29,6 +29,7 @@ from cityhub.domains.identity.service.orgs import (
     get_organization_by_code,
     get_unit,
     get_unit_by_code,
+    system_principal,
     unit_containing,
     units_in_scope,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "require_citywide",
     "require_permission",
     "signed_in",
+    "system_principal",
     "unit_containing",
     "units_in_scope",
     "withdraw_consent",

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cityhub.domains.identity import Grant, Principal, units_in_scope
+from cityhub.domains.identity import system_principal
 from cityhub.domains.voice.schemas import CategoriesIn
 from cityhub.domains.voice.service import categories
 from cityhub.kernel.db import Database
@@ -34,14 +34,8 @@ def import_categories(
     database = Database.from_settings(get_settings())
     try:
         with database.unit_of_work() as session:
-            root = next((u for u in session.scalars(units_in_scope(["/"])) if u.parent_id is None), None)
-            if root is None:
-                console.print("[red]create the org-unit tree first[/] (`cityhub orgs import`)")
-                raise typer.Exit(1)
-            grant = Grant("operator", root.id, root.path, None, frozenset({categories.MANAGE}))
-            counts = categories.import_categories(
-                session, Principal("system", 0, "cli", None, (grant,)), given
-            )
+            system = system_principal(session, "cli", {categories.MANAGE})
+            counts = categories.import_categories(session, system, given)
     except Problem as problem:
         console.print(f"[red]{problem.title or problem.slug}[/]: {problem.detail or ''}")
         raise typer.Exit(1) from problem

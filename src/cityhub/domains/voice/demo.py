@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import (
-    Grant,
     Principal,
     account_holders,
+    system_principal,
     units_in_scope,
 )
 from cityhub.domains.voice import schemas
@@ -56,23 +56,18 @@ REPORTS = (
 TICKETS = {DemoSize.TINY: 6, DemoSize.SMALL: 30, DemoSize.MEDIUM: 150, DemoSize.LARGE: 600}
 
 
-def _system(root_id: int, root_path: str) -> Principal:
-    permissions = frozenset({categories.MANAGE, tickets.DISPATCH, tickets.HANDLE})
-    return Principal("system", 0, "demo", None, (Grant("operator", root_id, root_path, None, permissions),))
-
-
 def seed(ctx: DemoContext) -> None:
     task = ctx.progress.add_task("voice: 12345 categories and tickets", total=2)
     session, rng = ctx.session, ctx.rng
     units = list(session.scalars(units_in_scope(["/"])))
-    root = next(unit for unit in units if unit.parent_id is None)
     tree = schemas.CategoriesIn(
         categories=[
             schemas.CategoryIn(code=code, name_zh=zh, name_en=en, organization_code=organization)
             for code, zh, en, organization in CATEGORY_TREE
         ]
     )
-    categories.import_categories(session, _system(root.id, root.path), tree)
+    operator = system_principal(session, "demo", {categories.MANAGE})
+    categories.import_categories(session, operator, tree)
     ctx.progress.advance(task)
     communities = [
         unit for unit in units if unit.kind == "community" and unit.lon is not None and unit.lat is not None

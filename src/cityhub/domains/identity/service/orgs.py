@@ -13,7 +13,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity.models import ORG_UNIT_KINDS, ORGANIZATION_KINDS, Organization, OrgUnit
-from cityhub.domains.identity.service.access import Principal, require
+from cityhub.domains.identity.service.access import Grant, Principal, require
 from cityhub.kernel import audit, geo
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
@@ -87,6 +87,16 @@ def root_path(session: Session) -> str:
 
 def root_unit(session: Session) -> OrgUnit | None:
     return session.scalar(select(OrgUnit).where(OrgUnit.parent_id.is_(None)).order_by(OrgUnit.id).limit(1))
+
+
+def system_principal(session: Session, name: str, permissions: Iterable[str]) -> Principal:
+    """The platform itself acting city-wide (the CLI, demo seeders) with just ``permissions``; audited as
+    ``system:<name>``. Refused before the org-unit tree exists, since nothing city-wide can be done yet."""
+    root = root_unit(session)
+    if root is None:
+        raise NotFound(_("Create the org-unit tree first (cityhub orgs import)."))
+    grant = Grant("operator", root.id, root.path, None, frozenset(permissions))
+    return Principal("system", 0, name, None, (grant,))
 
 
 def create_unit(session: Session, data: OrgUnitInput, authorize: Authorizer | None = None) -> OrgUnit:
