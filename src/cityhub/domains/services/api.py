@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import FileResponse
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from cityhub.domains.identity import (
     CurrentPrincipal,
@@ -23,11 +22,12 @@ from cityhub.domains.services import schemas
 from cityhub.domains.services.service import appointments, bills, catalogue, forms, ratings, records
 from cityhub.domains.services.service.desk import DESK
 from cityhub.kernel.db import Database
-from cityhub.kernel.errors import NotFound, Unauthorized, ValidationProblem
+from cityhub.kernel.errors import NotFound, Unauthorized
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging
 from cityhub.kernel.payments import payment_provider
 from cityhub.kernel.settings import Settings
+from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
 from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, get_database
 
 router = APIRouter()
@@ -348,27 +348,13 @@ def uploads_dir(settings: Settings) -> Path:
     return settings.var_dir / "uploads" / "services"
 
 
-async def form_answers(request: Request) -> tuple[dict[str, str], dict[str, forms.Upload]]:
-    """The text answers and files of a multipart (or url-encoded) application, files read up to the cap."""
-    try:
-        submitted = await request.form(max_files=MAX_FILES, max_fields=200)
-    except Exception as exc:  # Starlette raises its own errors for broken or oversized multipart bodies
-        raise ValidationProblem(_("The form could not be read: %(reason)s", reason=str(exc)[:200])) from exc
-    answers: dict[str, str] = {}
-    uploads: dict[str, forms.Upload] = {}
-    for key, value in submitted.multi_items():
-        if key == "csrf_token":
-            continue
-        if isinstance(value, StarletteUpload):
-            data = await value.read(forms.MAX_FILE_BYTES + 1)
-            if data:
-                uploads[key] = forms.Upload(value.filename or key, data)
-        else:
-            answers[key] = value
-    return answers, uploads
+async def form_answers(request: Request) -> tuple[dict[str, str], dict[str, Upload]]:
+    """The text answers and files of a multipart (or url-encoded) application, one file per field."""
+    answers, files = await read_form(request, max_files=MAX_FILES)
+    return single_values(answers), single_files(files)
 
 
-Answers = Annotated[tuple[dict[str, str], dict[str, forms.Upload]], Depends(form_answers)]
+Answers = Annotated[tuple[dict[str, str], dict[str, Upload]], Depends(form_answers)]
 
 
 @router.get(

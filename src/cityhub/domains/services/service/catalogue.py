@@ -28,6 +28,7 @@ from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import PageParams
+from cityhub.kernel.textsearch import query_terms
 
 MAX_RECENT = 20
 RowT = TypeVar("RowT", Department, Category, LifeEvent, Item)
@@ -241,7 +242,7 @@ def find_items(session: Session, wanted: ItemFilter, paging: PageParams) -> tupl
         statement = statement.where(Item.published.is_(True))
     statement = _restricted(session, statement, wanted)
     if wanted.text and wanted.text.strip():
-        terms = search.query_terms(wanted.text)
+        terms = query_terms(wanted.text)
         if not terms:
             return [], 0
         statement = search.ranked(statement, terms)

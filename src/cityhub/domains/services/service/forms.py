@@ -11,10 +11,7 @@ told to the resident.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -56,15 +53,11 @@ from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import PageParams, fetch_page
+from cityhub.kernel.uploads import DOCUMENTS, Upload, content_type
+from cityhub.kernel.uploads import store as store_file
 
 PREFILL_PURPOSE = "services.prefill"
-MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_TEXT = {"text": 500, "textarea": 5000}
-FILE_SIGNATURES = {
-    b"%PDF-": "application/pdf",
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-}
 TRUE_WORDS = frozenset({"true", "on", "yes", "1"})
 OPEN_TO_THE_RESIDENT = ("submitted", "needs_more")
 DECISIONS = {
@@ -82,14 +75,6 @@ STATUS_WORDS = {
     "approved": _l("approved"),
     "rejected": _l("rejected"),
 }
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file as it arrived (the web layer's upload, read into memory within MAX_FILE_BYTES)."""
-
-    filename: str
-    data: bytes
 
 
 # -- the form ------------------------------------------------------------------------------------------------
@@ -156,7 +141,7 @@ def _checked(
             if field.type == "file":
                 upload = uploads.get(field.key)
                 if upload is not None and upload.data:
-                    files[field.key] = (upload, _content_type(upload))
+                    files[field.key] = (upload, content_type(upload, DOCUMENTS))
                 elif field.required and field.key not in already_attached:
                     raise ValueError(_("Attach a file."))
                 continue
@@ -218,15 +203,6 @@ def _value(field: schemas.FieldIn, raw: str) -> Any:
             raise ValueError(_("Give an amount in yuan with at most two decimals."))
         return int(cents)
     return int(number) if number == number.to_integral_value() else float(number)
-
-
-def _content_type(upload: Upload) -> str:
-    if len(upload.data) > MAX_FILE_BYTES:
-        raise ValueError(_("A file may be at most 10 MB."))
-    for signature, content_type in FILE_SIGNATURES.items():
-        if upload.data.startswith(signature):
-            return content_type
-    raise ValueError(_("Attach a PDF, PNG or JPEG file."))
 
 
 # -- applying ------------------------------------------------------------------------------------------------
@@ -294,30 +270,18 @@ def withdraw(session: Session, principal: Principal, reference: str) -> schemas.
 def _attach(
     session: Session, uploads_dir: Path, application: Application, files: dict[str, tuple[Upload, str]]
 ) -> None:
-    for key, (upload, content_type) in files.items():
-        digest = hashlib.sha256(upload.data).hexdigest()
-        _store(uploads_dir, digest, upload.data)
+    for key, (upload, kind) in files.items():
+        digest = store_file(uploads_dir, upload.data)
         session.add(
             Attachment(
                 application_id=application.id,
                 field_key=key,
                 filename=Path(upload.filename or key).name[:200] or key,
-                content_type=content_type,
+                content_type=kind,
                 size=len(upload.data),
                 sha256=digest,
             )
         )
-
-
-def _store(uploads_dir: Path, digest: str, data: bytes) -> None:
-    """Write the bytes once under their hash; a crash mid-write leaves only a temporary file behind."""
-    target = uploads_dir / digest
-    if target.exists():
-        return
-    uploads_dir.mkdir(parents=True, exist_ok=True)
-    temporary = uploads_dir / f".{digest}.{os.getpid()}.tmp"
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
 
 
 def _step(
