@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from cityhub.domains import manifests
+from cityhub.domains.identity import Grant, Principal
 from cityhub.domains.identity.models import Account, Organization, OrgUnit, Person
-from cityhub.domains.identity.service import accounts, orgs, people
+from cityhub.domains.identity.service import accounts, apikeys, orgs, people
 from cityhub.kernel.db import Database
 from cityhub.kernel.security import hash_password
 
@@ -102,3 +104,20 @@ def make_department(database: Database, town: Town, code: str) -> int:
         session.add(organization)
         session.flush()
         return organization.id
+
+
+def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], unit: Any = None) -> str:
+    """A real API key (through the identity service) holding ``permissions`` over ``unit`` (the city)."""
+    unit = unit or town.city
+    creator = Principal(
+        "system",
+        0,
+        "tests",
+        None,
+        (Grant("operator", unit.id, unit.path, None, frozenset({*permissions, "identity.apikeys.manage"})),),
+    )
+    with database.unit_of_work() as session:
+        _key, secret = apikeys.create_key(
+            session, creator, name="test gateway", permissions=list(permissions), org_unit=session.merge(unit)
+        )
+    return secret

@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cityhub.domains.identity import Grant, Principal
-from cityhub.domains.identity.service import apikeys
 from cityhub.kernel.db import Database
 from cityhub.kernel.domain import access_catalog
-from tests.factories import Town, build_town
+from tests.factories import Town, api_key_for, build_town
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"  # the steering data folder beside the repo
 SMART_DATA_MODELS = SHARED / "data" / "smart-data-models"
@@ -30,23 +28,6 @@ CORE_LINK = (
     "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; "
     'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 )
-
-
-def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], unit: Any = None) -> str:
-    """A real API key (through the identity service) holding ``permissions`` over ``unit`` (the city)."""
-    unit = unit or town.city
-    creator = Principal(
-        "system",
-        0,
-        "tests",
-        None,
-        (Grant("operator", unit.id, unit.path, None, frozenset({*permissions, "identity.apikeys.manage"})),),
-    )
-    with database.unit_of_work() as session:
-        _key, secret = apikeys.create_key(
-            session, creator, name="test gateway", permissions=list(permissions), org_unit=session.merge(unit)
-        )
-    return secret
 
 
 class NgsiClient:

@@ -14,7 +14,12 @@ from cityhub.domains.identity.dependencies import (
     require_permission,
 )
 from cityhub.domains.identity.service.access import Grant, Principal, can_citywide, require, require_citywide
-from cityhub.domains.identity.service.accounts import accounts_holding, remember_locale
+from cityhub.domains.identity.service.accounts import (
+    account_id_of,
+    accounts_holding,
+    remember_locale,
+    usernames_of,
+)
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
@@ -53,6 +58,7 @@ __all__ = [
     "Principal",
     "SignedIn",
     "account_holders",
+    "account_id_of",
     "accounts_holding",
     "cached_principal",
     "can_citywide",
@@ -83,5 +89,6 @@ __all__ = [
     "system_principal",
     "unit_containing",
     "units_in_scope",
+    "usernames_of",
     "withdraw_consent",
 ]

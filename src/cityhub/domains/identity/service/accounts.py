@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -265,6 +266,23 @@ def accounts_holding(session: Session, permission: str, organization_id: int | N
         root = select(OrgUnit.id).where(OrgUnit.parent_id.is_(None))
         statement = statement.where(RoleAssignment.org_unit_id.in_(root))
     return sorted(set(session.scalars(statement)))
+
+
+def account_id_of(session: Session, username: str) -> int:
+    """The id of the active account ``username`` (404 otherwise): for rosters and assignments by name."""
+    active = select(Account.id).where(Account.username == username, Account.is_active.is_(True))
+    found = session.scalar(active)
+    if found is None:
+        raise NotFound(_("No active account %(username)s.", username=username))
+    return found
+
+
+def usernames_of(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted(set(account_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Account.id, Account.username).where(Account.id.in_(wanted)))
+    return dict(rows.all())
 
 
 def remember_locale(session: Session, principal: Principal, locale: str) -> None:
