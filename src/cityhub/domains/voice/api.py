@@ -3,17 +3,26 @@ the department queue and the workflow steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import FileResponse
 
-from cityhub.domains.identity import CurrentPrincipal, Principal, require_permission
+from cityhub.domains.identity import (
+    CurrentPrincipal,
+    Principal,
+    can_citywide,
+    optional_principal,
+    require_permission,
+)
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.service import categories, tickets
+from cityhub.domains.voice.service import categories, emergencies, knowledge, nearby, tickets
 from cityhub.domains.voice.service.tickets import DISPATCH, HANDLE, Clock
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.pagination import Page, Paging
 from cityhub.kernel.settings import domain_settings
+from cityhub.kernel.uploads import Upload, read_form
 from cityhub.kernel.web import AppSettings, DbSession
 
 router = APIRouter()
@@ -167,3 +176,159 @@ def merge(
     number: Number, body: schemas.MergeIn, principal: Operator, session: DbSession, deadlines: Deadlines
 ) -> schemas.TicketOut:
     return tickets.merge(session, principal, number, body, deadlines)
+
+
+# -- before filing: knowledge-base answers and reports of the same problem nearby ---------------------------
+
+
+@router.get(
+    "/suggestions",
+    response_model=schemas.SuggestionsOut,
+    summary="Knowledge-base answers to the text, and open reports of the category near the point",
+)
+def suggestions(
+    session: DbSession,
+    deadlines: Deadlines,
+    text: Annotated[str, Query(max_length=4000)] = "",
+    category: Annotated[str | None, Query(pattern=r"^[0-9]{2}(\.[0-9]{2}){0,3}$")] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+) -> schemas.SuggestionsOut:
+    found = []
+    if category is not None and lon is not None and lat is not None:
+        found = nearby.nearby(session, category, lon, lat, deadlines.settings)
+    return schemas.SuggestionsOut(articles=knowledge.answers(session, text), nearby=found)
+
+
+@router.post(
+    "/tickets/{number}/follow",
+    response_model=schemas.TicketOut,
+    summary="Follow an open report of the same problem instead of filing another (resident)",
+)
+def follow(
+    number: Number, principal: CurrentPrincipal, session: DbSession, deadlines: Deadlines
+) -> schemas.TicketOut:
+    return nearby.follow(session, principal, number, deadlines)
+
+
+def photos_dir(settings: AppSettings) -> Path:
+    return settings.var_dir / "uploads" / "voice"
+
+
+async def posted_photos(request: Request) -> list[Upload]:
+    _fields, files = await read_form(request, max_files=tickets.MAX_PHOTOS + 1)
+    return [upload for uploads in files.values() for upload in uploads]
+
+
+PostedPhotos = Annotated[list[Upload], Depends(posted_photos)]
+
+
+@router.post(
+    "/tickets/{number}/photos",
+    response_model=schemas.TicketOut,
+    summary="Add PNG or JPEG photos to one's open report (multipart, field photos)",
+)
+def add_photos(
+    number: Number,
+    uploads: PostedPhotos,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+    deadlines: Deadlines,
+) -> schemas.TicketOut:
+    photos = tickets.Photos(uploads, photos_dir(settings))
+    return tickets.add_photos(session, principal, number, photos, deadlines)
+
+
+@router.get("/tickets/{number}/photos/{photo_id}", summary="A photo (reporter and handling staff)")
+def photo(
+    number: Number, photo_id: int, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> FileResponse:
+    found, path = tickets.photo_file(session, principal, number, photo_id, photos_dir(settings))
+    return FileResponse(
+        path, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+# -- emergencies -------------------------------------------------------------------------------------------
+
+
+@router.get("/emergencies", response_model=list[schemas.AlarmOut], summary="The live emergency board")
+def emergency_board(principal: Handler, session: DbSession) -> list[schemas.AlarmOut]:
+    return emergencies.board(session, principal)
+
+
+@router.post(
+    "/tickets/{number}/acknowledge",
+    response_model=schemas.TicketOut,
+    summary="Take an emergency (staff on duty); the first click wins",
+)
+def acknowledge(
+    number: Number, principal: Handler, session: DbSession, deadlines: Deadlines
+) -> schemas.TicketOut:
+    return emergencies.acknowledge(session, principal, number, deadlines)
+
+
+@router.get("/duties", response_model=list[schemas.DutyOut], summary="The duty roster from now on")
+def duties(principal: Handler, session: DbSession) -> list[schemas.DutyOut]:
+    return emergencies.roster(session, principal)
+
+
+@router.post(
+    "/duties",
+    response_model=schemas.DutyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Put someone on duty (operator: any; department staff: their department)",
+)
+def add_duty(body: schemas.DutyIn, principal: Handler, session: DbSession) -> schemas.DutyOut:
+    return emergencies.add_duty(session, principal, body)
+
+
+@router.delete(
+    "/duties/{duty_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Take a duty off the roster"
+)
+def remove_duty(duty_id: int, principal: Handler, session: DbSession) -> Response:
+    emergencies.remove_duty(session, principal, duty_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- knowledge base ----------------------------------------------------------------------------------------
+
+Editor = Annotated[Principal, Depends(require_permission(knowledge.MANAGE))]
+
+
+@router.get("/articles", response_model=Page[schemas.ArticleOut], summary="Knowledge-base articles (public)")
+def articles(
+    session: DbSession, paging: Paging, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> Page[schemas.ArticleOut]:
+    drafts = principal is not None and can_citywide(principal, knowledge.MANAGE)
+    found, total = knowledge.listing(session, paging, include_drafts=drafts)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.get("/articles/{article_id}", response_model=schemas.ArticleOut, summary="One published article")
+def article(article_id: int, session: DbSession) -> schemas.ArticleOut:
+    return knowledge.published(session, article_id)
+
+
+@router.post(
+    "/articles",
+    response_model=schemas.ArticleOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Write an article (knowledge-base editor)",
+)
+def create_article(body: schemas.ArticleIn, principal: Editor, session: DbSession) -> schemas.ArticleOut:
+    return knowledge.save(session, principal, body)
+
+
+@router.put("/articles/{article_id}", response_model=schemas.ArticleOut, summary="Replace an article")
+def replace_article(
+    article_id: int, body: schemas.ArticleIn, principal: Editor, session: DbSession
+) -> schemas.ArticleOut:
+    return knowledge.save(session, principal, body, article_id)
+
+
+@router.delete("/articles/{article_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an article")
+def delete_article(article_id: int, principal: Editor, session: DbSession) -> Response:
+    knowledge.remove(session, principal, article_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cityhub.domains.voice.settings import VoiceSettings
-from cityhub.kernel.domain import Domain, PeriodicJob, Permission, Tile
+from cityhub.kernel.domain import Domain, PeriodicJob, Permission, Role, Tile
 from cityhub.kernel.i18n import lazy_gettext as _l
 
 MANIFEST = Domain(
@@ -16,14 +16,27 @@ MANIFEST = Domain(
     pages="cityhub.domains.voice.views:router",
     cli=("cityhub.domains.voice.cli:voice_app",),
     models="cityhub.domains.voice.models",
+    extra_routers=("cityhub.domains.voice.open311:router",),
+    error_renderers={"/open311/": "cityhub.domains.voice.open311:render_error"},
     demo_seeder="cityhub.domains.voice.demo:seed",
     settings=VoiceSettings,
     permissions=(
         Permission(
             "voice.tickets.handle",
             _l("Sign, handle and answer the tickets dispatched to one's department"),
-            ("department_staff", "operator"),
+            ("department_staff", "department_head", "operator"),
         ),
+        Permission(
+            "voice.tickets.escalation",
+            _l("Receive the department's overdue tickets and unacknowledged emergencies"),
+            ("department_head", "operator"),
+        ),
+        Permission(
+            "voice.open311.submit",
+            _l("Submit service requests through Open311 (for API keys of partner apps)"),
+            ("operator",),
+        ),
+        Permission("voice.knowledge.manage", _l("Write the hotline's knowledge base"), ("operator",)),
         Permission(
             "voice.tickets.dispatch",
             _l("Type in calls, dispatch, merge tickets and decide extensions (the hotline operator)"),
@@ -32,9 +45,13 @@ MANIFEST = Domain(
         Permission("voice.categories.manage", _l("Edit the ticket classification tree"), ("operator",)),
     ),
     tiles=(Tile("voice", _l("Report a problem"), "/voice", "message", order=5),),
+    roles=(Role("department_head", _l("Department head")),),
     periodic_jobs=(
         PeriodicJob(
             "voice.deadlines.watch", timedelta(minutes=10), "cityhub.domains.voice.jobs:watch_deadlines_job"
+        ),
+        PeriodicJob(
+            "voice.emergencies.watch", timedelta(minutes=1), "cityhub.domains.voice.jobs:watch_alarms_job"
         ),
     ),
 )

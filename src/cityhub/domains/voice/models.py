@@ -1,10 +1,12 @@
-"""Voice tables: the 12345 category tree, tickets, their timeline and extension requests."""
+"""Voice tables: the 12345 category tree, tickets, their timeline, followers and photos, extension requests,
+the knowledge base and the emergency duty roster."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.kernel.db import Base, UTCDateTime, utcnow
@@ -30,6 +32,11 @@ class Category(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     organization_id: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # gas smell, fire risk, flooding…: tickets take the emergency fast path (on-duty alarm, live board)
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Open311 attribute definitions asked for with a report of this kind (schemas.AttributeIn)
+    attributes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
 class Ticket(Base):
@@ -40,6 +47,9 @@ class Ticket(Base):
         Index("ix_voice_ticket_queue", "organization_id", "status", "deadline_at"),
         Index("ix_voice_ticket_due", "status", "deadline_at"),
         Index("ix_voice_ticket_reporter", "account_id", "created_at"),
+        Index("ix_voice_ticket_created", "created_at"),
+        Index("ix_voice_ticket_nearby", "cell", "category_id", "created_at"),
+        Index("ix_voice_ticket_alarm", "emergency", "acknowledged_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,6 +64,7 @@ class Ticket(Base):
     address: Mapped[str] = mapped_column(String(400), default="")
     lon: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
+    cell: Mapped[str | None] = mapped_column(String(16))  # H3 cell of the location, for nearby duplicates
     org_unit_id: Mapped[int | None] = mapped_column(Integer)  # the community the location lies in
     organization_id: Mapped[int | None] = mapped_column(Integer)  # the handling department
     status: Mapped[str] = mapped_column(String(12))
@@ -69,6 +80,13 @@ class Ticket(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("voice_ticket.id"))
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # answers to Category.attributes
+    media_url: Mapped[str] = mapped_column(String(1000), default="")  # a photo elsewhere (Open311)
+    token: Mapped[str | None] = mapped_column(String(40), unique=True)  # Open311 request token
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(60))  # who, by name, for the board
+    alarm_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -87,6 +105,68 @@ class TicketEvent(Base):
     to_status: Mapped[str] = mapped_column(String(12))
     note: Mapped[str] = mapped_column(Text, default="")
     public: Mapped[bool] = mapped_column(default=True)  # shown to the reporter
+
+
+class Follower(Base):
+    """A resident who reported the same problem and chose to follow the existing ticket instead."""
+
+    __tablename__ = "voice_follower"
+    __table_args__ = (UniqueConstraint("ticket_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("voice_ticket.id"))
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Photo(Base):
+    """A picture attached at intake; the bytes live under <var_dir>/uploads/voice/, named by hash."""
+
+    __tablename__ = "voice_photo"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("voice_ticket.id"), index=True)
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Article(Base):
+    """A knowledge-base answer the hotline gives to consultations (GB/T 44191-style 知识库)."""
+
+    __tablename__ = "voice_article"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("voice_category.id"))
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str] = mapped_column(String(60))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ArticleTerm(Base):
+    """The search index of the knowledge base: each term of an article with the weight of where it occurs."""
+
+    __tablename__ = "voice_article_term"
+
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("voice_article.id"), primary_key=True)
+    weight: Mapped[int] = mapped_column(Integer)
+
+
+class Duty(Base):
+    """Who is on duty for emergencies, when: for a department (organization_id) or for the hotline (None)."""
+
+    __tablename__ = "voice_duty"
+    __table_args__ = (Index("ix_voice_duty_when", "organization_id", "starts_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(Integer)
+    account_id: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Extension(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -11,10 +11,39 @@ TicketType = Literal["consultation", "help", "suggestion", "complaint", "report"
 TicketStatus = Literal["received", "dispatched", "handling", "replied", "closed", "merged"]
 CategoryCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}(\.[0-9]{2}){0,3}$")]
 DueState = Literal["on_time", "warning", "overdue", "done"]
+AttributeType = Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class AttributeValue(Strict):
+    key: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class AttributeIn(Strict):
+    """A question asked with a report of one category (an Open311 service attribute)."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    datatype: AttributeType
+    description: str = Field(
+        min_length=1, max_length=400, description="The question as the reporter reads it."
+    )
+    required: bool = False
+    variable: bool = Field(True, description="False: information only, no answer expected.")
+    datatype_description: str = Field("", max_length=400)
+    order: int = Field(0, ge=0)
+    values: list[AttributeValue] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _lists_have_values(self) -> AttributeIn:
+        if self.datatype.endswith("valuelist") and not self.values:
+            raise ValueError(f"{self.code}: a {self.datatype} needs values")
+        if len({value.key for value in self.values}) != len(self.values):
+            raise ValueError(f"{self.code}: value keys must be unique")
+        return self
 
 
 class CategoryIn(Strict):
@@ -24,6 +53,15 @@ class CategoryIn(Strict):
     organization_code: str | None = Field(
         None, max_length=64, description="Identity organisation (department) that handles its tickets."
     )
+    description: str = Field("", max_length=2000)
+    emergency: bool = Field(False, description="Reports take the emergency fast path (on-duty alarm).")
+    attributes: list[AttributeIn] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> CategoryIn:
+        if len({attribute.code for attribute in self.attributes}) != len(self.attributes):
+            raise ValueError(f"{self.code}: attribute codes must be unique")
+        return self
 
 
 class CategoriesIn(Strict):
@@ -47,6 +85,8 @@ class CategoryOut(BaseModel):
     name_zh: str
     name_en: str
     organization: str | None
+    emergency: bool = False
+    attributes: list[AttributeIn] = Field(default_factory=list)
 
 
 class TicketIn(Strict):
@@ -56,6 +96,12 @@ class TicketIn(Strict):
     address: str = Field("", max_length=400)
     lon: float | None = Field(None, ge=-180, le=180)
     lat: float | None = Field(None, ge=-90, le=90)
+    attributes: dict[str, str | list[str]] = Field(
+        default_factory=dict, description="Answers to the category's questions, by attribute code."
+    )
+    answered_by_article: int | None = Field(
+        None, description="A consultation the knowledge base answered: closed at intake with that article."
+    )
 
     @model_validator(mode="after")
     def _somewhere(self) -> TicketIn:
@@ -69,6 +115,14 @@ class PhoneTicketIn(TicketIn):
 
     reporter_name: str = Field(min_length=1, max_length=100)
     reporter_phone: str = Field(min_length=3, max_length=32)
+
+
+class Open311TicketIn(TicketIn):
+    """A service request posted to the Open311 server: who sent it, as far as the client says."""
+
+    reporter_name: str = Field("", max_length=100)
+    reporter_phone: str = Field("", max_length=200)
+    media_url: str = Field("", max_length=1000, pattern=r"^(https?://\S+)?$")
 
 
 class EventOut(BaseModel):
@@ -100,6 +154,13 @@ class TicketOut(BaseModel):
     satisfaction: int | None
     reopened: int
     merged_into: str | None
+    emergency: bool = False
+    acknowledged_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    photos: list[int] = Field(
+        default_factory=list, description="Ids of the photos, for /tickets/{n}/photos/{id}."
+    )
+    followers: int = 0
     created_at: datetime
     reporter: str | None = Field(description="Name and phone, for the department and operator only.")
     timeline: list[EventOut] | None = None
@@ -133,3 +194,80 @@ class CallbackIn(Strict):
 
 class MergeIn(Strict):
     into: str = Field(min_length=1, max_length=20, description="Number of the ticket this one duplicates.")
+
+
+class NearbyOut(BaseModel):
+    """An open ticket of the same category close by: the reporter may follow it instead of reporting again."""
+
+    number: str
+    category_name: str
+    description: str
+    status: str
+    distance_m: int
+    created_at: datetime
+    followers: int
+
+
+class ArticleIn(Strict):
+    title: str = Field(min_length=2, max_length=300)
+    body: str = Field(min_length=2, max_length=20000)
+    category: CategoryCode | None = None
+    published: bool = True
+
+
+class ArticleOut(BaseModel):
+    id: int
+    title: str
+    body: str
+    category: str | None
+    published: bool
+    updated_at: datetime
+
+
+class SuggestionsOut(BaseModel):
+    """What intake offers before a ticket is filed: answers from the knowledge base, and open reports of
+    the same problem nearby."""
+
+    articles: list[ArticleOut]
+    nearby: list[NearbyOut]
+
+
+class DutyIn(Strict):
+    account: str = Field(min_length=1, max_length=100, description="Username of the staff member on duty.")
+    department: str | None = Field(None, max_length=64, description="Organisation code; none: the hotline.")
+    starts_at: datetime
+    ends_at: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DutyIn:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("give starts_at and ends_at with their time zone")
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must come after starts_at")
+        return self
+
+
+class DutyOut(BaseModel):
+    id: int
+    account: str
+    department: str | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+class AlarmOut(BaseModel):
+    """An emergency on the live board."""
+
+    number: str
+    category_name: str
+    description: str
+    address: str
+    lon: float | None
+    lat: float | None
+    department: str | None
+    status: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    escalated: bool
+    waiting_seconds: int = Field(description="Seconds since the report, or until it was acknowledged.")

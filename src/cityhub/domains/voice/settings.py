@@ -1,4 +1,5 @@
-"""Settings of the voice domain (``CITYHUB_VOICE__*``): the 12345 deadlines, in working days."""
+"""Settings of the voice domain (``CITYHUB_VOICE__*``): the 12345 deadlines in working days, duplicate
+suggestions, the emergency alarm and the Open311 server."""
 
 from __future__ import annotations
 
@@ -24,6 +25,31 @@ class VoiceSettings(DomainSettings):
     )
     max_extension_days: int = Field(
         15, ge=1, le=60, description="Most working days one extension request may add to a deadline."
+    )
+
+    duplicate_radius_m: int = Field(
+        200, ge=10, le=5000, description="Open reports of the same category this close are offered at intake."
+    )
+    duplicate_window_days: int = Field(
+        14, ge=1, le=365, description="How far back intake looks for reports of the same problem."
+    )
+    emergency_ack_minutes: int = Field(
+        5,
+        ge=1,
+        le=120,
+        description="Minutes for the on-duty staff to acknowledge an emergency before escalation.",
+    )
+    open311_jurisdiction: str = Field(
+        "", max_length=200, description="Open311 jurisdiction_id; other ids answer 404 (empty: accept any)."
+    )
+    open311_ticket_type: str = Field(
+        "help",
+        pattern="^(consultation|help|suggestion|complaint|report)$",
+        description="Ticket type of Open311 service requests (Open311 has no types).",
+    )
+    open311_published_types: list[str] = Field(
+        ["help", "suggestion", "complaint"],
+        description="Ticket types the public Open311 GET requests lists (reports 举报 stay confidential).",
     )
 
     def days_for(self, ticket_type: str) -> int:

@@ -1,24 +1,27 @@
-"""Resident pages of the hotline: report a problem with a map pin, my tickets, one ticket with its timeline
-and the callback form once the department answered."""
+"""Resident pages of the hotline: report a problem with a map pin, photos and the category's questions (with
+knowledge-base answers and reports of the same problem nearby offered as one types), my tickets, one ticket
+with its timeline and the callback form once the department answered, the public knowledge base; and the
+staff's live emergency board."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from cityhub.domains.identity import SignedIn, units_in_scope
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.service import categories, tickets
+from cityhub.domains.voice.service import categories, emergencies, knowledge, nearby, tickets
 from cityhub.domains.voice.service.tickets import Clock
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.errors import Problem
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import PageParams
 from cityhub.kernel.settings import domain_settings
+from cityhub.kernel.uploads import Upload, read_form
 from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, render
 
 router = APIRouter()
@@ -44,6 +47,8 @@ ACTION_LABELS = {
     "replied": _l("The department answered"),
     "callback": _l("Your verdict"),
     "merged": _l("Merged with the same problem reported earlier"),
+    "acknowledged": _l("Staff on duty are on their way"),
+    "answered_from_knowledge_base": _l("Answered from the knowledge base"),
 }
 
 
@@ -65,22 +70,88 @@ def my_tickets(request: Request, user: SignedIn, session: DbSession, settings: A
 
 @router.get("/voice/report")
 def report_page(request: Request, user: SignedIn, session: DbSession) -> Response:
-    return _report_form(request, session, {}, None)
+    return _report_form(request, session, {}, {}, None)
 
 
-def _report_form(request: Request, session: Any, values: dict[str, str], problem: Problem | None) -> Response:
+def _report_form(
+    request: Request,
+    session: Any,
+    values: dict[str, str],
+    answers: dict[str, list[str]],
+    problem: Problem | None,
+) -> Response:
     outlines = [
         {"name": unit.name, "boundary": unit.boundary}
         for unit in session.scalars(units_in_scope(["/"]))
         if unit.kind == "community" and unit.boundary
     ]
+    choices = [c for c in categories.categories(session) if "." in c.code or c.code == "99"]
+    chosen = next((c for c in choices if c.code == values.get("category")), choices[0] if choices else None)
     context = {
-        "categories": [c for c in categories.categories(session) if "." in c.code or c.code == "99"],
+        "categories": choices,
+        "questions": chosen.attributes if chosen else [],
+        "answers": answers,
         "values": values,
         "problem": problem,
         "outlines": json.dumps(outlines, ensure_ascii=False),
+        "max_photos": tickets.MAX_PHOTOS,
     }
     return _page(request, "report.html", context, 422 if problem else 200)
+
+
+@router.get("/voice/report/questions")
+def report_questions(
+    request: Request, user: SignedIn, session: DbSession, category: Annotated[str, Query(max_length=32)] = ""
+) -> Response:
+    """The chosen category's own questions (htmx fragment of the report form)."""
+    chosen = next((c for c in categories.categories(session) if c.code == category), None)
+    return _page(
+        request, "_questions.html", {"questions": chosen.attributes if chosen else [], "answers": {}}
+    )
+
+
+@router.get("/voice/report/suggestions")
+def report_suggestions(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    description: Annotated[str, Query(max_length=4000)] = "",
+    category: Annotated[str, Query(max_length=32)] = "",
+    lon: Annotated[str, Query(max_length=30)] = "",
+    lat: Annotated[str, Query(max_length=30)] = "",
+) -> Response:
+    """Answers from the knowledge base and open reports of the same problem nearby (htmx fragment)."""
+    found: list[schemas.NearbyOut] = []
+    point = _point(lon, lat)
+    if point is not None and category:
+        try:
+            found = nearby.nearby(session, category, *point, _clock(settings).settings)
+        except Problem:
+            found = []
+    context = {
+        "articles": knowledge.answers(session, description) if len(description) >= 2 else [],
+        "nearby": found,
+        "category": category,
+        "description": description,
+    }
+    return _page(request, "_suggestions.html", context)
+
+
+def _point(lon: str, lat: str) -> tuple[float, float] | None:
+    try:
+        return (float(lon), float(lat)) if lon and lat else None
+    except ValueError:
+        return None
+
+
+async def posted_report(request: Request) -> tuple[dict[str, list[str]], list[Upload]]:
+    fields, files = await read_form(request, max_files=tickets.MAX_PHOTOS + 1)
+    return fields, files.get("photos", [])
+
+
+PRIVATE_CACHE = {"Cache-Control": "private, max-age=3600"}
+REPORT_FIELDS = ("type", "category", "description", "address", "lon", "lat", "answered_by_article")
 
 
 @router.post("/voice/report", dependencies=[CsrfChecked])
@@ -89,31 +160,54 @@ def report(
     user: SignedIn,
     session: DbSession,
     settings: AppSettings,
-    type: Annotated[str, Form(max_length=20)],
-    category: Annotated[str, Form(max_length=32)],
-    description: Annotated[str, Form(max_length=4000)],
-    address: Annotated[str, Form(max_length=400)] = "",
-    lon: Annotated[str, Form(max_length=30)] = "",
-    lat: Annotated[str, Form(max_length=30)] = "",
+    posted: Annotated[tuple[dict[str, list[str]], list[Upload]], Depends(posted_report)],
 ) -> Response:
-    values = {
-        "type": type,
-        "category": category,
-        "description": description,
-        "address": address,
-        "lon": lon,
-        "lat": lat,
-    }
+    fields, photos = posted
+    plain, answers = categories.split_answers(fields)
+    values = {name: plain.get(name, "").strip() for name in REPORT_FIELDS}
     try:
         given = schemas.TicketIn.model_validate(
-            {**values, "lon": float(lon) if lon else None, "lat": float(lat) if lat else None}
+            {
+                **{name: value for name, value in values.items() if value},
+                "lon": float(values["lon"]) if values["lon"] else None,
+                "lat": float(values["lat"]) if values["lat"] else None,
+                "attributes": answers,
+            }
         )
-        made = tickets.intake(session, user, given, _clock(settings))
+        folder = settings.var_dir / "uploads" / "voice"
+        made = tickets.intake(session, user, given, _clock(settings), photos=tickets.Photos(photos, folder))
     except (ValidationError, ValueError) as exc:
-        return _report_form(request, session, values, Problem(str(exc).splitlines()[0][:300], status=422))
+        problem = Problem(str(exc).splitlines()[0][:300], status=422)
+        return _report_form(request, session, values, answers, problem)
     except Problem as problem:
-        return _report_form(request, session, values, problem)
+        return _report_form(request, session, values, answers, problem)
     return RedirectResponse(f"/voice/tickets/{made.number}", status_code=303)
+
+
+@router.post("/voice/tickets/{number}/follow", dependencies=[CsrfChecked])
+def follow(user: SignedIn, session: DbSession, settings: AppSettings, number: str) -> Response:
+    nearby.follow(session, user, number, _clock(settings))
+    return RedirectResponse(f"/voice/tickets/{number}", status_code=303)
+
+
+@router.get("/voice/tickets/{number}/photos/{photo_id}")
+def photo(user: SignedIn, session: DbSession, settings: AppSettings, number: str, photo_id: int) -> Response:
+    found, path = tickets.photo_file(session, user, number, photo_id, settings.var_dir / "uploads" / "voice")
+    return FileResponse(
+        path, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.get("/voice/knowledge")
+def knowledge_page(
+    request: Request, session: DbSession, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The hotline's answers to common questions, searchable by anyone."""
+    if q.strip():
+        found = knowledge.answers(session, q, limit=20)
+    else:
+        found, _total = knowledge.listing(session, PageParams(limit=50), include_drafts=False)
+    return _page(request, "knowledge.html", {"articles": found, "q": q})
 
 
 @router.get("/voice/tickets/{number}")
@@ -138,3 +232,24 @@ def callback(
         session, user, number, schemas.CallbackIn(level=level, comment=comment), _clock(settings)
     )
     return RedirectResponse(f"/voice/tickets/{number}", status_code=303)
+
+
+# -- the live emergency board (staff on duty, the operator) ------------------------------------------------
+
+
+@router.get("/console/voice/emergencies")
+def emergency_board(request: Request, user: SignedIn, session: DbSession) -> Response:
+    return _page(request, "emergencies.html", {"alarms": emergencies.board(session, user)})
+
+
+@router.get("/console/voice/emergencies/board")
+def emergency_board_rows(request: Request, user: SignedIn, session: DbSession) -> Response:
+    """The board's rows, polled by htmx every few seconds."""
+    return _page(request, "_alarms.html", {"alarms": emergencies.board(session, user)})
+
+
+@router.post("/console/voice/emergencies/{number}/acknowledge", dependencies=[CsrfChecked])
+def acknowledge(user: SignedIn, session: DbSession, settings: AppSettings, number: str) -> Response:
+    emergencies.acknowledge(session, user, number, _clock(settings))
+    return RedirectResponse("/console/voice/emergencies", status_code=303)
+

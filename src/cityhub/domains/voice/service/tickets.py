@@ -13,9 +13,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Select, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import (
@@ -31,19 +32,34 @@ from cityhub.domains.identity import (
     unit_containing,
 )
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.models import OPEN_STATUSES, Category, Extension, Ticket, TicketEvent
+from cityhub.domains.voice.models import (
+    OPEN_STATUSES,
+    Article,
+    Category,
+    Extension,
+    Follower,
+    Photo,
+    Ticket,
+    TicketEvent,
+)
+from cityhub.domains.voice.service import alarm
+from cityhub.domains.voice.service.alarm import DISPATCH, HANDLE
+from cityhub.domains.voice.service.categories import checked_answers
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Conflict, Forbidden, NotFound, ValidationProblem
+from cityhub.kernel.geo import cell_for
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import PageParams, fetch_page
+from cityhub.kernel.uploads import IMAGES, Upload, content_type
+from cityhub.kernel.uploads import store as store_file
 from cityhub.kernel.workdays import add_workdays, workday_deadline, workdays_between
 
-HANDLE = "voice.tickets.handle"
-DISPATCH = "voice.tickets.dispatch"
 SATISFIED = 3  # a callback of 3 or more closes the ticket; 1-2 reopen it
+NEARBY_RES = 10  # H3 cells of ~66 m edge: a 200 m circle is a few dozen of them
+MAX_PHOTOS = 5
 CHANGED = (
     _l("Your ticket %(number)s: %(status)s"),
     _l("%(note)s"),
@@ -55,6 +71,33 @@ STATUS_WORDS = {
     "closed": _l("closed"),
     "merged": _l("merged with a report of the same problem"),
 }
+
+
+@dataclass(frozen=True)
+class Photos:
+    """Pictures sent with a report and the folder their bytes are kept in."""
+
+    uploads: Sequence[Upload]
+    folder: Path
+
+    def checked(self) -> list[tuple[Upload, str]]:
+        """Each picture with its real type; one 422 names every file that is not a picture or too big."""
+        if len(self.uploads) > MAX_PHOTOS:
+            raise ValidationProblem(_("At most %(count)s photos.", count=MAX_PHOTOS), field="photos")
+        checked, errors = [], []
+        for upload in self.uploads:
+            try:
+                checked.append((upload, content_type(upload, IMAGES)))
+            except ValueError as exc:
+                errors.append({"field": "photos", "detail": f"{upload.filename}: {exc}"})
+        if errors:
+            raise ValidationProblem(_("Some photos cannot be accepted."), errors=errors)
+        return checked
+
+    def attach(self, session: Session, ticket: Ticket, checked: list[tuple[Upload, str]]) -> None:
+        for upload, kind in checked:
+            digest = store_file(self.folder, upload.data)
+            session.add(Photo(ticket_id=ticket.id, content_type=kind, size=len(upload.data), sha256=digest))
 
 
 @dataclass(frozen=True)
@@ -87,10 +130,30 @@ def is_reporter(principal: Principal, ticket: Ticket) -> bool:
     return principal.kind == "account" and ticket.account_id == principal.id
 
 
+def follows(session: Session, principal: Principal, ticket: Ticket) -> bool:
+    return principal.kind == "account" and (
+        session.scalar(
+            select(Follower.id).where(Follower.ticket_id == ticket.id, Follower.account_id == principal.id)
+        )
+        is not None
+    )
+
+
 def get_ticket(session: Session, principal: Principal, number: str) -> Ticket:
-    """A ticket the principal may see; others' tickets are a 404, whether they exist or not."""
+    """A ticket the principal may see (its reporter, followers and handlers); others' tickets are a 404,
+    whether they exist or not."""
     ticket = session.scalar(select(Ticket).where(Ticket.number == number))
-    if ticket is None or not (handles(principal, ticket) or is_reporter(principal, ticket)):
+    if ticket is None or not (
+        handles(principal, ticket) or is_reporter(principal, ticket) or follows(session, principal, ticket)
+    ):
+        raise NotFound(_("Ticket %(number)s does not exist.", number=number))
+    return ticket
+
+
+def get_ticket_public(session: Session, number: str) -> Ticket:
+    """A ticket anyone may find by number to follow it: open (or answered) and not merged."""
+    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is None or ticket.status not in (*OPEN_STATUSES, "replied"):
         raise NotFound(_("Ticket %(number)s does not exist.", number=number))
     return ticket
 
@@ -112,11 +175,20 @@ def _operated(session: Session, principal: Principal, number: str) -> Ticket:
 
 
 def intake(
-    session: Session, principal: Principal, given: schemas.TicketIn, clock: Clock, channel: str = "app"
+    session: Session,
+    principal: Principal,
+    given: schemas.TicketIn,
+    clock: Clock,
+    channel: str = "app",
+    photos: Photos | None = None,
 ) -> schemas.TicketOut:
     """Receive a ticket and dispatch it at once by category and location when the category names a
-    department; otherwise it waits for the operator (status received)."""
+    department; otherwise it waits for the operator (status received). An emergency category sounds the
+    alarm for the staff on duty; a consultation the knowledge base answered is closed at once."""
     category = _category(session, given.category)
+    answers = checked_answers(category, given.attributes)
+    article = _answering_article(session, given)
+    pictures = photos.checked() if photos else []
     now = utcnow()
     reporter_name, reporter_phone = _reporter(session, principal, given)
     ticket = Ticket(
@@ -131,6 +203,13 @@ def intake(
         address=given.address.strip(),
         lon=given.lon,
         lat=given.lat,
+        cell=cell_for(given.lon, given.lat, NEARBY_RES)
+        if given.lon is not None and given.lat is not None
+        else None,
+        attributes=answers,
+        media_url=getattr(given, "media_url", ""),
+        token=secrets.token_urlsafe(18) if channel == "open311" else None,
+        emergency=category.emergency,
         org_unit_id=_community(session, given),
         organization_id=category.organization_id,
         status="dispatched" if category.organization_id is not None else "received",
@@ -145,6 +224,12 @@ def intake(
     _event(session, ticket, principal.actor, "received", None, "received", "")
     if ticket.status == "dispatched":
         _event(session, ticket, "system:routing", "dispatched", "received", "dispatched", "")
+    if photos:
+        photos.attach(session, ticket, pictures)
+    if article is not None:
+        _answer_from(session, principal, ticket, article, now)
+    elif ticket.emergency:
+        alarm.sound(session, ticket, category.name_zh)
     audit.record(
         session,
         actor=principal.actor,
@@ -163,7 +248,65 @@ def _category(session: Session, code: str) -> Category:
     return category
 
 
+def add_photos(
+    session: Session, principal: Principal, number: str, photos: Photos, clock: Clock
+) -> schemas.TicketOut:
+    """The reporter adds pictures while the ticket is open, at most MAX_PHOTOS in all."""
+    ticket = get_ticket(session, principal, number)
+    if not is_reporter(principal, ticket):
+        raise Forbidden(_("Only the reporter adds photos."), slug="not-yours")
+    if ticket.status not in (*OPEN_STATUSES, "replied"):
+        raise Conflict(_("The ticket is closed."), slug="not-open")
+    if len(_photo_ids(session, ticket)) + len(photos.uploads) > MAX_PHOTOS:
+        raise ValidationProblem(_("At most %(count)s photos.", count=MAX_PHOTOS), field="photos")
+    photos.attach(session, ticket, photos.checked())
+    _audit(session, principal, ticket, "photos_added", {"count": len(photos.uploads)})
+    return ticket_out(session, principal, ticket, clock)
+
+
+def photo_file(
+    session: Session, principal: Principal, number: str, photo_id: int, folder: Path
+) -> tuple[Photo, Path]:
+    """A photo of a ticket for its reporter and handlers (pictures may show people: not for followers)."""
+    ticket = get_ticket(session, principal, number)
+    photo = session.get(Photo, photo_id)
+    if (
+        photo is None
+        or photo.ticket_id != ticket.id
+        or not (handles(principal, ticket) or is_reporter(principal, ticket))
+    ):
+        raise NotFound(_("No such photo."))
+    return photo, folder / photo.sha256
+
+
+def _answering_article(session: Session, given: schemas.TicketIn) -> Article | None:
+    if given.answered_by_article is None:
+        return None
+    if given.type != "consultation":
+        raise ValidationProblem(
+            _("Only a consultation can be answered from the knowledge base."), field="answered_by_article"
+        )
+    article = session.get(Article, given.answered_by_article)
+    if article is None or not article.published:
+        raise ValidationProblem(_("No such knowledge-base article."), field="answered_by_article")
+    return article
+
+
+def _answer_from(
+    session: Session, principal: Principal, ticket: Ticket, article: Article, now: datetime
+) -> None:
+    """Close a consultation at intake with the knowledge base's answer (12345's 直接办结)."""
+    previous = ticket.status
+    ticket.status, ticket.reply = "closed", f"{article.title}\n\n{article.body}"
+    ticket.signed_at = ticket.replied_at = ticket.closed_at = now
+    _event(
+        session, ticket, principal.actor, "answered_from_knowledge_base", previous, "closed", article.title
+    )
+
+
 def _reporter(session: Session, principal: Principal, given: schemas.TicketIn) -> tuple[str, str]:
+    if isinstance(given, schemas.Open311TicketIn):
+        return given.reporter_name.strip(), given.reporter_phone.strip()
     if isinstance(given, schemas.PhoneTicketIn):
         if not is_operator(principal):
             raise Forbidden(_("Only the hotline operator types in calls."), slug="operator-only")
@@ -424,18 +567,20 @@ def _audit(
 
 
 def _tell_reporter(session: Session, ticket: Ticket, status: str, note: str) -> None:
-    if ticket.account_id is None:
-        return
+    """The reporter and everyone who follows the ticket hear of each step."""
     params = {
         "number": ticket.number,
         "status": str(STATUS_WORDS[status]),
         "note": note or str(STATUS_WORDS[status]),
     }
-    notify(
-        session,
-        ticket.account_id,
-        Notice("voice.ticket.changed", *CHANGED, params, f"/voice/tickets/{ticket.number}"),
-    )
+    followers = session.scalars(select(Follower.account_id).where(Follower.ticket_id == ticket.id))
+    listeners = {ticket.account_id, *followers} - {None}
+    for account_id in sorted(listeners):
+        notify(
+            session,
+            account_id,
+            Notice("voice.ticket.changed", *CHANGED, params, f"/voice/tickets/{ticket.number}"),
+        )
 
 
 # -- lists and shapes ----------------------------------------------------------------------------------------
@@ -517,10 +662,23 @@ def ticket_out(
         satisfaction=ticket.satisfaction,
         reopened=ticket.reopened,
         merged_into=merged_into.number if merged_into else None,
+        emergency=ticket.emergency,
+        acknowledged_at=ticket.acknowledged_at,
+        attributes=ticket.attributes or {},
+        photos=_photo_ids(session, ticket) if with_timeline else [],
+        followers=_follower_count(session, ticket) if with_timeline else 0,
         created_at=ticket.created_at,
         reporter=f"{ticket.reporter_name} {ticket.reporter_phone}".strip() if staff else None,
         timeline=timeline,
     )
+
+
+def _photo_ids(session: Session, ticket: Ticket) -> list[int]:
+    return list(session.scalars(select(Photo.id).where(Photo.ticket_id == ticket.id).order_by(Photo.id)))
+
+
+def _follower_count(session: Session, ticket: Ticket) -> int:
+    return session.scalar(select(func.count()).where(Follower.ticket_id == ticket.id)) or 0
 
 
 # -- deadline watch ------------------------------------------------------------------------------------------
@@ -550,16 +708,18 @@ def watch_deadlines(session: Session, clock: Clock) -> tuple[int, int]:
     warned = escalated = 0
     for ticket in candidates:
         state = due_state(ticket, clock, now)
-        if state == "overdue" and _claim(session, ticket, "escalated_at", now):
+        if state == "overdue" and claim_once(session, ticket, "escalated_at", now):
             _alert(session, ticket, clock, OVERDUE, operators_too=True)
             escalated += 1
-        elif state == "warning" and ticket.warned_at is None and _claim(session, ticket, "warned_at", now):
+        elif (
+            state == "warning" and ticket.warned_at is None and claim_once(session, ticket, "warned_at", now)
+        ):
             _alert(session, ticket, clock, WARNING, operators_too=False)
             warned += 1
     return warned, escalated
 
 
-def _claim(session: Session, ticket: Ticket, column: str, now: datetime) -> bool:
+def claim_once(session: Session, ticket: Ticket, column: str, now: datetime) -> bool:
     claimed: CursorResult[object] = session.execute(  # type: ignore[assignment]
         update(Ticket)
         .where(Ticket.id == ticket.id, getattr(Ticket, column).is_(None))
@@ -575,11 +735,14 @@ def _alert(
     category = session.get_one(Category, ticket.category_id)
     deadline = ticket.deadline_at.astimezone(ZoneInfo(clock.tz)) - timedelta(minutes=1)
     params = {"number": ticket.number, "category": category.name_zh, "deadline": f"{deadline:%Y-%m-%d %H:%M}"}
-    recipients = (
-        set(accounts_holding(session, HANDLE, ticket.organization_id)) if ticket.organization_id else set()
-    )
-    if operators_too or not recipients:
-        recipients |= set(accounts_holding(session, DISPATCH))
+    if operators_too:
+        recipients = alarm.escalation_recipients(session, ticket.organization_id)
+    else:
+        recipients = (
+            set(accounts_holding(session, HANDLE, ticket.organization_id))
+            if ticket.organization_id
+            else set()
+        )
+        recipients = recipients or set(accounts_holding(session, DISPATCH))
     topic = "voice.ticket.overdue" if operators_too else "voice.ticket.due_soon"
-    for account_id in sorted(recipients):
-        notify(session, account_id, Notice(topic, *texts, params, f"/voice/tickets/{ticket.number}"))  # type: ignore[arg-type]
+    alarm.tell(session, recipients, Notice(topic, *texts, params, f"/voice/tickets/{ticket.number}"))  # type: ignore[arg-type]

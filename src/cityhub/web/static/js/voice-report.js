@@ -1,4 +1,5 @@
-/* Report a problem: a Leaflet map of the city's communities; a tap puts the pin and fills lon/lat.
+/* Report a problem: a Leaflet map of the city's communities; a tap puts the pin, fills lon/lat and asks for
+ * reports of the same problem nearby.
  * Without JavaScript the form still works (the address is enough). */
 (function () {
   "use strict";
@@ -18,6 +19,7 @@
     if (pin) { pin.setLatLng(latlng); } else { pin = L.marker(latlng).addTo(map); }
     lon.value = latlng.lng.toFixed(6);
     lat.value = latlng.lat.toFixed(6);
+    document.body.dispatchEvent(new CustomEvent("pinned")); // the form asks again for reports nearby
   }
   if (lon.value && lat.value) { place(L.latLng(parseFloat(lat.value), parseFloat(lon.value))); }
   map.on("click", function (event) { place(event.latlng); });
