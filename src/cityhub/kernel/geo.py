@@ -100,10 +100,25 @@ def _polygons(geometry: Any) -> list[list[Ring]]:
 
 def point_in_polygon(lon: float, lat: float, geometry: Any) -> bool:
     """Whether the point is inside a Polygon/MultiPolygon (outside its holes); edges may go either way."""
-    return any(
-        _in_ring(lon, lat, polygon[0]) and not any(_in_ring(lon, lat, hole) for hole in polygon[1:])
-        for polygon in _polygons(geometry)
-    )
+    return Area(geometry).contains(lon, lat)
+
+
+class Area:
+    """A Polygon/MultiPolygon checked once and ready for many point tests (with a bounding-box shortcut)."""
+
+    def __init__(self, geometry: Any) -> None:
+        self.polygons = _polygons(geometry)
+        points = [point for polygon in self.polygons for point in polygon[0]]
+        self.west, self.east = min(p[0] for p in points), max(p[0] for p in points)
+        self.south, self.north = min(p[1] for p in points), max(p[1] for p in points)
+
+    def contains(self, lon: float, lat: float) -> bool:
+        if not (self.west <= lon <= self.east and self.south <= lat <= self.north):
+            return False
+        return any(
+            _in_ring(lon, lat, polygon[0]) and not any(_in_ring(lon, lat, hole) for hole in polygon[1:])
+            for polygon in self.polygons
+        )
 
 
 def _in_ring(x: float, y: float, ring: Ring) -> bool:

@@ -11,6 +11,7 @@ a Friday evening with a 1-working-day limit is due the next working day), and
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,11 @@ class CalendarNotCoveredError(Problem, ValueError):
 
 def is_workday(day: date | datetime, tz: str = DEFAULT_TZ) -> bool:
     """Whether ``day`` (an aware datetime is taken in ``tz``) is a working day in mainland China."""
-    local = _local_date(day, tz)
+    return _is_workday(_local_date(day, tz))
+
+
+@functools.lru_cache(maxsize=8192)  # the calendar is fixed data; deadlines walk the same days again and again
+def _is_workday(local: date) -> bool:
     try:
         return bool(chinese_calendar.is_workday(local))
     except NotImplementedError:
