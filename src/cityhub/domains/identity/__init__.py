@@ -7,6 +7,7 @@ resolve people and households by id, and to notify an account (``notify`` with a
 
 from cityhub.domains.identity.dependencies import (
     CurrentPrincipal,
+    api_key_principal,
     cached_principal,
     current_principal,
     optional_principal,
@@ -36,6 +37,7 @@ from cityhub.domains.identity.service.orgs import (
     get_unit_by_code,
     system_principal,
     unit_containing,
+    unit_locator,
     units_in_scope,
 )
 from cityhub.domains.identity.service.people import (
@@ -60,6 +62,7 @@ __all__ = [
     "account_holders",
     "account_id_of",
     "accounts_holding",
+    "api_key_principal",
     "cached_principal",
     "can_citywide",
     "consenting_people",
@@ -88,6 +91,7 @@ __all__ = [
     "signed_in",
     "system_principal",
     "unit_containing",
+    "unit_locator",
     "units_in_scope",
     "usernames_of",
     "withdraw_consent",

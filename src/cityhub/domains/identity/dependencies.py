@@ -66,6 +66,17 @@ async def optional_principal(request: Request) -> Principal | None:
     return principal
 
 
+async def api_key_principal(request: Request, key: str) -> Principal:
+    """The machine caller of a key presented elsewhere than the headers (Open311 puts ``api_key`` in the
+    form), through the same per-process cache as header credentials; a bad key raises Unauthorized."""
+    cache_key, loader = _cache_key_and_loader(request, "apikey", key)
+    principal = await _cached(
+        cache_key, identity_settings().principal_cache_seconds, loader, get_database(request)
+    )
+    request.state.principal = principal
+    return principal
+
+
 _Loader = tuple[Callable[..., Principal], tuple[Any, ...]]
 
 

@@ -217,10 +217,27 @@ def unit_ids_in_scope(scopes: list[str]) -> Select[Any]:
 
 def unit_containing(session: Session, lon: float, lat: float, kind: str = "community") -> OrgUnit | None:
     """The unit of a kind whose boundary contains the point (used for dispatch by location)."""
-    for unit in session.scalars(select(OrgUnit).where(OrgUnit.kind == kind, OrgUnit.boundary.is_not(None))):
-        if unit.boundary and geo.point_in_polygon(lon, lat, unit.boundary):
-            return unit
-    return None
+    unit_id = unit_locator(session, kind)(lon, lat)
+    return session.get(OrgUnit, unit_id) if unit_id is not None else None
+
+
+def unit_locator(session: Session, kind: str = "community") -> Callable[[float, float], int | None]:
+    """A function from a point to the id of the unit of ``kind`` containing it, with the boundaries read
+    once: for placing many points (a batch of reports) without reading them again for each."""
+    outlines = [
+        (unit_id, boundary)
+        for unit_id, boundary in session.execute(
+            select(OrgUnit.id, OrgUnit.boundary).where(OrgUnit.kind == kind, OrgUnit.boundary.is_not(None))
+        )
+        if boundary
+    ]
+
+    def locate(lon: float, lat: float) -> int | None:
+        return next(
+            (unit_id for unit_id, boundary in outlines if geo.point_in_polygon(lon, lat, boundary)), None
+        )
+
+    return locate
 
 
 def read_import_file(name: str, content: bytes) -> list[OrgUnitInput]:
