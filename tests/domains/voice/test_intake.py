@@ -1,18 +1,20 @@
 """What intake adds to a bare report, on both databases: the category's questions, knowledge-base answers
 that close a consultation at once, reports of the same problem nearby that a resident can follow instead,
-and photos checked by their bytes."""
+photos checked by their bytes, and batches handed over by another platform."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cityhub.domains.identity.models import Notification
+from cityhub.domains.voice.models import Ticket
 from cityhub.domains.voice.service import tickets as ticket_service
 from cityhub.kernel.db import utcnow
 from tests.domains.voice.hotline import API, report
 from tests.domains.voice.test_open311 import STREETLIGHT
+from tests.factories import api_key_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -139,3 +141,45 @@ def test_photos_are_pictures_of_ones_own_open_report(client, hotline, settings) 
     assert client.get(f"{url}/{photo_ids[1]}", headers=hotline.resident).content == JPEG
     assert client.get(f"{url}/{photo_ids[0]}", headers=hotline.police).status_code == 404
     assert client.get(f"{url}/99999", headers=hotline.resident).status_code == 404
+
+
+def test_another_platform_hands_over_tickets_in_batches_once(client, database, hotline) -> None:
+    key = {"X-API-Key": api_key_for(database, hotline.town, ("voice.tickets.transfer",))}
+    sent = [
+        {
+            "external_ref": f"ZJ-12345-{n}",
+            "type": "complaint",
+            "category": "01.01" if n % 2 else "05.01",
+            "description": f"省平台转办工单 {n}：楼下噪音扰民。",
+            "lon": 120.2001,
+            "lat": 30.2502,
+            "reporter_name": "王五",
+            "reporter_phone": "13900000000",
+        }
+        for n in range(4)
+    ]
+    first = client.post(f"{API}/tickets/batch", json={"tickets": sent}, headers=key)
+    assert first.status_code == 200, first.text
+    assert [t["created"] for t in first.json()] == [True] * 4
+    again = client.post(
+        f"{API}/tickets/batch", json={"tickets": [*sent, {**sent[0], "external_ref": "ZJ-new"}]}, headers=key
+    )
+    assert [t["created"] for t in again.json()] == [False, False, False, False, True]
+    assert [t["number"] for t in again.json()[:4]] == [t["number"] for t in first.json()]
+    police = client.get(f"{API}/tickets", headers=hotline.police).json()
+    assert police["total"] == 3 and police["items"][0]["channel"] == "transfer"
+    assert police["items"][0]["reporter"] == "王五 13900000000"
+
+    broken = [{**sent[0], "external_ref": "X-1", "category": "42"}, {**sent[1], "external_ref": "X-2"}]
+    broken.append({**sent[2], "external_ref": "X-3", "category": "01.01", "attributes": {"nope": "1"}})
+    refused = client.post(f"{API}/tickets/batch", json={"tickets": broken}, headers=key)
+    assert refused.status_code == 422
+    assert [error["field"] for error in refused.json()["errors"]] == ["tickets[0]", "tickets[2]"]
+    twice = client.post(f"{API}/tickets/batch", json={"tickets": [sent[0], sent[0]]}, headers=key)
+    assert twice.status_code == 422
+    assert (
+        client.post(f"{API}/tickets/batch", json={"tickets": sent}, headers=hotline.housing).status_code
+        == 403
+    )
+    with database.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 5  # nothing of the refused batch

@@ -78,6 +78,17 @@ def phone(
     return tickets.intake(session, principal, body, deadlines, channel="phone")
 
 
+@router.post(
+    "/tickets/batch",
+    response_model=list[schemas.TransferredOut],
+    summary="Hand over up to 1000 tickets from another platform, all or nothing (voice.tickets.transfer)",
+)
+def transfer(
+    body: schemas.TransferBatchIn, principal: CurrentPrincipal, session: DbSession, deadlines: Deadlines
+) -> list[schemas.TransferredOut]:
+    return tickets.transfer(session, principal, body, deadlines)
+
+
 @router.get(
     "/tickets",
     response_model=Page[schemas.TicketOut],

@@ -36,6 +36,11 @@ MANIFEST = Domain(
             _l("Submit service requests through Open311 (for API keys of partner apps)"),
             ("operator",),
         ),
+        Permission(
+            "voice.tickets.transfer",
+            _l("Hand over tickets in batches from another platform (for API keys of upstream hotlines)"),
+            ("operator",),
+        ),
         Permission("voice.knowledge.manage", _l("Write the hotline's knowledge base"), ("operator",)),
         Permission(
             "voice.tickets.dispatch",

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cityhub.kernel.db import Base, UTCDateTime, utcnow
 
 TICKET_TYPES = ("consultation", "help", "suggestion", "complaint", "report")
-CHANNELS = ("app", "phone", "open311")
+CHANNELS = ("app", "phone", "open311", "transfer")  # transfer: handed over by another platform in a batch
 # received: no department yet (dispatched by hand); dispatched: waiting for the department to sign;
 # handling: signed (or reopened); replied: waiting for the callback; closed; merged into another ticket.
 TICKET_STATUSES = ("received", "dispatched", "handling", "replied", "closed", "merged")
@@ -83,6 +83,8 @@ class Ticket(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # answers to Category.attributes
     media_url: Mapped[str] = mapped_column(String(1000), default="")  # a photo elsewhere (Open311)
     token: Mapped[str | None] = mapped_column(String(40), unique=True)  # Open311 request token
+    # the sending platform's own id of a transferred ticket: a batch sent twice files each ticket once
+    external_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
     emergency: Mapped[bool] = mapped_column(Boolean, default=False)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(60))  # who, by name, for the board

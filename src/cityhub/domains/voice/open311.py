@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cityhub.domains.identity import principal_from_api_key
+from cityhub.domains.identity import Principal, api_key_principal
 from cityhub.domains.voice.api import Deadlines
 from cityhub.domains.voice.service import open311
 from cityhub.domains.voice.service.categories import split_answers
@@ -133,11 +133,11 @@ async def create_request(request: Request, response_format: Format, clock: Deadl
     key = fields.get("api_key") or request.query_params.get("api_key")
     if not key:
         raise Unauthorized(_("api_key is required."), slug="invalid-api-key")
+    principal = await api_key_principal(request, key)
     form = open311.RequestForm(
         **{name: fields.get(name, "").strip() for name in _FORM_FIELDS}, attributes=attributes
     )
-    database = get_database(request)
-    created = await run_in_threadpool(_submit, database, key, form, clock)
+    created = await run_in_threadpool(_submit, get_database(request), principal, form, clock)
     return render(created, "service_requests", response_format, status=201)
 
 
@@ -161,9 +161,10 @@ async def _posted(request: Request) -> tuple[dict[str, str], dict[str, list[str]
     return split_answers(fields)
 
 
-def _submit(database: Database, key: str, form: open311.RequestForm, clock: Clock) -> list[dict[str, Any]]:
+def _submit(
+    database: Database, principal: Principal, form: open311.RequestForm, clock: Clock
+) -> list[dict[str, Any]]:
     with database.unit_of_work() as session:
-        principal = principal_from_api_key(session, key, database)
         return open311.submit(session, principal, form, clock)
 
 

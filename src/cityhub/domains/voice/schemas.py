@@ -125,6 +125,34 @@ class Open311TicketIn(TicketIn):
     media_url: str = Field("", max_length=1000, pattern=r"^(https?://\S+)?$")
 
 
+class TransferTicketIn(TicketIn):
+    """A ticket handed over by another platform (a provincial 12345 hub, a district system)."""
+
+    external_ref: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The sender's id of the ticket; sending it again files nothing.",
+    )
+    reporter_name: str = Field("", max_length=100)
+    reporter_phone: str = Field("", max_length=32)
+
+
+class TransferBatchIn(Strict):
+    tickets: list[TransferTicketIn] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _references_unique(self) -> TransferBatchIn:
+        if len({ticket.external_ref for ticket in self.tickets}) != len(self.tickets):
+            raise ValueError("external_ref must be unique within a batch")
+        return self
+
+
+class TransferredOut(BaseModel):
+    external_ref: str
+    number: str
+    created: bool = Field(description="False: this reference was filed before; nothing new was filed.")
+
+
 class EventOut(BaseModel):
     at: datetime
     action: str

@@ -252,4 +252,3 @@ def emergency_board_rows(request: Request, user: SignedIn, session: DbSession) -
 def acknowledge(user: SignedIn, session: DbSession, settings: AppSettings, number: str) -> Response:
     emergencies.acknowledge(session, user, number, _clock(settings))
     return RedirectResponse("/console/voice/emergencies", status_code=303)
-

@@ -24,7 +24,7 @@ from cityhub.domains.identity import Principal, can_citywide, get_organization
 from cityhub.domains.voice import schemas
 from cityhub.domains.voice.models import Category, Ticket, TicketEvent
 from cityhub.domains.voice.service.categories import attributes_of
-from cityhub.domains.voice.service.tickets import Clock, intake
+from cityhub.domains.voice.service.tickets import Clock, file_ticket
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Forbidden, NotFound, Problem, ValidationProblem
 from cityhub.kernel.i18n import get_locale
@@ -138,9 +138,7 @@ def submit(session: Session, principal: Principal, form: RequestForm, clock: Clo
         raise ValidationProblem(_("service_code is required."), field="service_code")
     category = _service(session, form.service_code)
     given = _ticket_in(category, form, clock)
-    created = intake(session, principal, given, clock, channel="open311")
-    ticket = session.scalar(select(Ticket).where(Ticket.number == created.number))
-    assert ticket is not None  # just created in this transaction
+    ticket = file_ticket(session, principal, given, clock, channel="open311")
     notice = _("We will answer by %(deadline)s.", deadline=_iso(ticket.deadline_at, clock.tz))
     return [{"service_request_id": ticket.number, "token": ticket.token, "service_notice": notice}]
 

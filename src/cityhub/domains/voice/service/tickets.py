@@ -10,8 +10,8 @@ and phone are shown to the latter two only.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from cityhub.domains.identity import (
     get_person,
     get_unit,
     notify,
-    unit_containing,
+    unit_locator,
 )
 from cityhub.domains.voice import schemas
 from cityhub.domains.voice.models import (
@@ -57,6 +57,7 @@ from cityhub.kernel.uploads import IMAGES, Upload, content_type
 from cityhub.kernel.uploads import store as store_file
 from cityhub.kernel.workdays import add_workdays, workday_deadline, workdays_between
 
+TRANSFER = "voice.tickets.transfer"
 SATISFIED = 3  # a callback of 3 or more closes the ticket; 1-2 reopen it
 NEARBY_RES = 10  # H3 cells of ~66 m edge: a 200 m circle is a few dozen of them
 MAX_PHOTOS = 5
@@ -182,15 +183,89 @@ def intake(
     channel: str = "app",
     photos: Photos | None = None,
 ) -> schemas.TicketOut:
+    """Receive a ticket (see ``file_ticket``) and answer it with its timeline."""
+    ticket = file_ticket(session, principal, given, clock, channel, photos)
+    return ticket_out(session, principal, ticket, clock)
+
+
+@dataclass
+class Filing:
+    """What filing tickets looks up and records, kept across the tickets of one transaction: a batch reads
+    the categories and community outlines once and appends its audit records under one chain lock."""
+
+    session: Session
+    categories: dict[str, Category] = field(default_factory=dict)
+    locate: Callable[[float, float], int | None] | None = None
+    audit_entries: list[audit.Entry] = field(default_factory=list)
+
+    def category(self, code: str) -> Category:
+        if code not in self.categories:
+            found = self.session.scalar(select(Category).where(Category.code == code))
+            if found is None:
+                raise ValidationProblem(_("Category %(code)s does not exist.", code=code), field="category")
+            self.categories[code] = found
+        return self.categories[code]
+
+    def community(self, lon: float | None, lat: float | None) -> int | None:
+        if lon is None or lat is None:
+            return None
+        if self.locate is None:
+            self.locate = unit_locator(self.session)
+        return self.locate(lon, lat)
+
+    def write_audit(self) -> None:
+        audit.record_many(self.session, self.audit_entries)
+        self.audit_entries.clear()
+
+
+def file_ticket(
+    session: Session,
+    principal: Principal,
+    given: schemas.TicketIn,
+    clock: Clock,
+    channel: str = "app",
+    photos: Photos | None = None,
+) -> Ticket:
     """Receive a ticket and dispatch it at once by category and location when the category names a
     department; otherwise it waits for the operator (status received). An emergency category sounds the
     alarm for the staff on duty; a consultation the knowledge base answered is closed at once."""
-    category = _category(session, given.category)
+    filing = Filing(session)
+    draft = _draft(filing, principal, given, clock, channel, photos)
+    session.add(draft.ticket)
+    session.flush()
+    _complete(filing, principal, draft, clock)
+    filing.write_audit()
+    return draft.ticket
+
+
+@dataclass
+class _Draft:
+    """A ticket checked and built but not yet stored, with what completing it needs."""
+
+    ticket: Ticket
+    category: Category
+    article: Article | None
+    photos: Photos | None
+    pictures: list[tuple[Upload, str]]
+
+
+def _draft(
+    filing: Filing,
+    principal: Principal,
+    given: schemas.TicketIn,
+    clock: Clock,
+    channel: str,
+    photos: Photos | None = None,
+) -> _Draft:
+    """Check everything about a new ticket (422/403 before anything is written) and build it."""
+    session = filing.session
+    category = filing.category(given.category)
     answers = checked_answers(category, given.attributes)
     article = _answering_article(session, given)
     pictures = photos.checked() if photos else []
     now = utcnow()
     reporter_name, reporter_phone = _reporter(session, principal, given)
+    located = given.lon is not None and given.lat is not None
     ticket = Ticket(
         number="pending-" + secrets.token_hex(6),
         type=given.type,
@@ -203,14 +278,13 @@ def intake(
         address=given.address.strip(),
         lon=given.lon,
         lat=given.lat,
-        cell=cell_for(given.lon, given.lat, NEARBY_RES)
-        if given.lon is not None and given.lat is not None
-        else None,
+        cell=cell_for(given.lon, given.lat, NEARBY_RES) if located else None,  # type: ignore[arg-type]
         attributes=answers,
         media_url=getattr(given, "media_url", ""),
         token=secrets.token_urlsafe(18) if channel == "open311" else None,
+        external_ref=getattr(given, "external_ref", None),
         emergency=category.emergency,
-        org_unit_id=_community(session, given),
+        org_unit_id=filing.community(given.lon, given.lat),
         organization_id=category.organization_id,
         status="dispatched" if category.organization_id is not None else "received",
         deadline_at=_deadline(now, clock.settings.days_for(given.type), clock.tz),
@@ -218,34 +292,27 @@ def intake(
         created_at=now,
         updated_at=now,
     )
-    session.add(ticket)
-    session.flush()
-    ticket.number = f"{now.astimezone(ZoneInfo(clock.tz)):%Y%m%d}{ticket.id:07d}"
+    return _Draft(ticket, category, article, photos, pictures)
+
+
+def _complete(filing: Filing, principal: Principal, draft: _Draft, clock: Clock) -> None:
+    """Number a stored ticket, start its timeline, attach its photos, answer it from the knowledge base or
+    sound the alarm, and queue its audit record."""
+    session, ticket = filing.session, draft.ticket
+    ticket.number = f"{ticket.created_at.astimezone(ZoneInfo(clock.tz)):%Y%m%d}{ticket.id:07d}"
     _event(session, ticket, principal.actor, "received", None, "received", "")
     if ticket.status == "dispatched":
         _event(session, ticket, "system:routing", "dispatched", "received", "dispatched", "")
-    if photos:
-        photos.attach(session, ticket, pictures)
-    if article is not None:
-        _answer_from(session, principal, ticket, article, now)
+    if draft.photos:
+        draft.photos.attach(session, ticket, draft.pictures)
+    if draft.article is not None:
+        _answer_from(session, principal, ticket, draft.article, ticket.created_at)
     elif ticket.emergency:
-        alarm.sound(session, ticket, category.name_zh)
-    audit.record(
-        session,
-        actor=principal.actor,
-        action="voice.ticket.received",
-        object_type="voice_ticket",
-        object_id=ticket.number,
-        details={"channel": channel, "type": given.type, "category": category.code},
+        alarm.sound(session, ticket, draft.category.name_zh)
+    details = {"channel": ticket.channel, "type": ticket.type, "category": draft.category.code}
+    filing.audit_entries.append(
+        audit.Entry(principal.actor, "voice.ticket.received", "voice_ticket", ticket.number, details=details)
     )
-    return ticket_out(session, principal, ticket, clock)
-
-
-def _category(session: Session, code: str) -> Category:
-    category = session.scalar(select(Category).where(Category.code == code))
-    if category is None:
-        raise ValidationProblem(_("Category %(code)s does not exist.", code=code), field="category")
-    return category
 
 
 def add_photos(
@@ -279,6 +346,59 @@ def photo_file(
     return photo, folder / photo.sha256
 
 
+def transfer(
+    session: Session, principal: Principal, batch: schemas.TransferBatchIn, clock: Clock
+) -> list[schemas.TransferredOut]:
+    """File the tickets another platform hands over, all or nothing: one 422 names every bad ticket by its
+    position. A reference filed before is answered with its ticket and filed again never."""
+    if not can_citywide(principal, TRANSFER):
+        raise Forbidden(_("Only the hotline or a platform it trusts hands over tickets."), slug="transfer")
+    references = [given.external_ref for given in batch.tickets]
+    known = dict(
+        session.execute(
+            select(Ticket.external_ref, Ticket.number).where(Ticket.external_ref.in_(references))
+        ).all()
+    )
+    answers: list[schemas.TransferredOut | None] = []
+    drafts: list[_Draft] = []
+    errors = []
+    filing = Filing(session)
+    for position, given in enumerate(batch.tickets):
+        if given.external_ref in known:
+            number = known[given.external_ref]
+            answers.append(
+                schemas.TransferredOut(external_ref=given.external_ref, number=number, created=False)
+            )
+            continue
+        try:
+            drafts.append(_draft(filing, principal, given, clock, channel="transfer"))
+        except ValidationProblem as problem:
+            errors.append({"field": f"tickets[{position}]", "detail": _explained(problem)})
+            continue
+        answers.append(None)  # numbered once stored
+    if errors:
+        raise ValidationProblem(_("Some tickets cannot be filed; none was."), errors=errors)
+    session.add_all(draft.ticket for draft in drafts)
+    session.flush()  # one multi-row INSERT for the whole batch
+    filed = iter(drafts)
+    for position, answer in enumerate(answers):
+        if answer is None:
+            draft = next(filed)
+            _complete(filing, principal, draft, clock)
+            ref = str(draft.ticket.external_ref)
+            answers[position] = schemas.TransferredOut(
+                external_ref=ref, number=draft.ticket.number, created=True
+            )
+    filing.write_audit()
+    return [answer for answer in answers if answer is not None]
+
+
+def _explained(problem: ValidationProblem) -> str:
+    inner = problem.extensions.get("errors") or [{"field": problem.extensions.get("field", "")}]
+    fields = ", ".join(str(error.get("field", "")) for error in inner if error.get("field"))
+    return f"{problem.detail} ({fields})" if fields else str(problem.detail)
+
+
 def _answering_article(session: Session, given: schemas.TicketIn) -> Article | None:
     if given.answered_by_article is None:
         return None
@@ -305,7 +425,7 @@ def _answer_from(
 
 
 def _reporter(session: Session, principal: Principal, given: schemas.TicketIn) -> tuple[str, str]:
-    if isinstance(given, schemas.Open311TicketIn):
+    if isinstance(given, (schemas.Open311TicketIn, schemas.TransferTicketIn)):
         return given.reporter_name.strip(), given.reporter_phone.strip()
     if isinstance(given, schemas.PhoneTicketIn):
         if not is_operator(principal):
@@ -315,13 +435,6 @@ def _reporter(session: Session, principal: Principal, given: schemas.TicketIn) -
         raise Forbidden(_("Only a resident's own account can report."), slug="residents-only")
     person = get_person(session, principal.person_id)
     return person.name, person.phone or ""
-
-
-def _community(session: Session, given: schemas.TicketIn) -> int | None:
-    if given.lon is None or given.lat is None:
-        return None
-    unit = unit_containing(session, given.lon, given.lat)
-    return unit.id if unit is not None else None
 
 
 # -- the workflow --------------------------------------------------------------------------------------------
@@ -546,7 +659,6 @@ def _event(
             at=utcnow(),
         )
     )
-    session.flush()
 
 
 def _audit(
