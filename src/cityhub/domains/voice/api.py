@@ -3,8 +3,9 @@ the department queue and the workflow steps."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -17,7 +18,7 @@ from cityhub.domains.identity import (
     require_permission,
 )
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.service import categories, emergencies, knowledge, nearby, tickets
+from cityhub.domains.voice.service import assessment, categories, emergencies, knowledge, nearby, tickets
 from cityhub.domains.voice.service.tickets import DISPATCH, HANDLE, Clock
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.pagination import Page, Paging
@@ -259,6 +260,30 @@ def photo(
     return FileResponse(
         path, media_type=found.content_type, headers={"Cache-Control": "private, max-age=3600"}
     )
+
+
+# -- assessment ---------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/assessment", summary="Department figures for a period: response, on-time, resolution, satisfaction"
+)
+def assessment_figures(
+    principal: Annotated[Principal, Depends(require_permission(assessment.VIEW))],
+    session: DbSession,
+    settings: AppSettings,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    period: Annotated[
+        str | None, Query(max_length=12, description="month, last_month, quarter or custom (from/to)")
+    ] = None,
+) -> dict[str, Any]:
+    """Received, response, on-time, resolution and satisfaction rates per department (the operator: every
+    department and the city; department staff: their own), with daily, category, type and map breakdowns.
+    The definitions are in docs/domains/voice.md."""
+    chosen = assessment.period_of(first, last, settings.timezone, period)
+    return assessment.as_json(assessment.assess(session, principal, chosen, department))
 
 
 # -- emergencies -------------------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ MANIFEST = Domain(
             _l("Hand over tickets in batches from another platform (for API keys of upstream hotlines)"),
             ("operator",),
         ),
+        Permission(
+            "voice.assessment.view",
+            _l("See the assessment figures of one's department (the operator: of all)"),
+            ("department_staff", "department_head", "operator"),
+        ),
         Permission("voice.knowledge.manage", _l("Write the hotline's knowledge base"), ("operator",)),
         Permission(
             "voice.tickets.dispatch",
@@ -49,7 +54,36 @@ MANIFEST = Domain(
         ),
         Permission("voice.categories.manage", _l("Edit the ticket classification tree"), ("operator",)),
     ),
-    tiles=(Tile("voice", _l("Report a problem"), "/voice", "message", order=5),),
+    tiles=(
+        Tile("voice", _l("Report a problem"), "/voice", "message", order=5),
+        Tile(
+            "voice-console",
+            _l("Ticket queue"),
+            "/console/voice",
+            "message",
+            permission="voice.tickets.handle",
+            console=True,
+            order=40,
+        ),
+        Tile(
+            "voice-emergencies",
+            _l("Emergency board"),
+            "/console/voice/emergencies",
+            "bell",
+            permission="voice.tickets.handle",
+            console=True,
+            order=41,
+        ),
+        Tile(
+            "voice-assessment",
+            _l("Assessment"),
+            "/console/voice/assessment",
+            "chart",
+            permission="voice.assessment.view",
+            console=True,
+            order=42,
+        ),
+    ),
     roles=(Role("department_head", _l("Department head")),),
     periodic_jobs=(
         PeriodicJob(

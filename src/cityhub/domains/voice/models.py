@@ -50,6 +50,22 @@ class Ticket(Base):
         Index("ix_voice_ticket_created", "created_at"),
         Index("ix_voice_ticket_nearby", "cell", "category_id", "created_at"),
         Index("ix_voice_ticket_alarm", "emergency", "acknowledged_at"),
+        # the assessment (service/assessment.py): per department, category and type, the rates' columns
+        # read from the index alone; then per local day and per community
+        Index(
+            "ix_voice_ticket_assessment",
+            "organization_id",
+            "category_id",
+            "type",
+            "created_at",
+            "status",
+            "sign_due_at",
+            "signed_at",
+            "deadline_at",
+            "replied_at",
+            "satisfaction",
+        ),
+        Index("ix_voice_ticket_received", "created_at", "status", "organization_id", "org_unit_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,7 +6,10 @@ staff's live emergency board."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from datetime import date
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -14,10 +17,19 @@ from pydantic import ValidationError
 
 from cityhub.domains.identity import SignedIn, units_in_scope
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.service import categories, emergencies, knowledge, nearby, tickets
+from cityhub.domains.voice.service import (
+    assessment,
+    categories,
+    console,
+    emergencies,
+    knowledge,
+    nearby,
+    tickets,
+)
 from cityhub.domains.voice.service.tickets import Clock
 from cityhub.domains.voice.settings import VoiceSettings
-from cityhub.kernel.errors import Problem
+from cityhub.kernel.errors import Forbidden, NotFound, Problem
+from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import PageParams
 from cityhub.kernel.settings import domain_settings
@@ -252,3 +264,135 @@ def emergency_board_rows(request: Request, user: SignedIn, session: DbSession) -
 def acknowledge(user: SignedIn, session: DbSession, settings: AppSettings, number: str) -> Response:
     emergencies.acknowledge(session, user, number, _clock(settings))
     return RedirectResponse("/console/voice/emergencies", status_code=303)
+
+
+# -- the department console --------------------------------------------------
+
+DUE_LABELS = {
+    "on_time": _l("On time"),
+    "warning": _l("Due soon"),
+    "overdue": _l("Overdue"),
+    "done": _l("Done"),
+}
+
+
+@router.get("/console/voice")
+def console_queue(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    status: Annotated[str, Query(max_length=12)] = "open",
+    due: Annotated[str | None, Query(max_length=10)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    type: Annotated[str | None, Query(max_length=16)] = None,
+    after: Annotated[str | None, Query(max_length=80)] = None,
+) -> Response:
+    """The queue: nearest deadline first, coloured by how close the deadline is, a keyset "next page"."""
+    wanted = console.QueueFilter(status, due or None, category or None, type or None, after or None)
+    page = console.queue(session, user, wanted, _clock(settings))
+    context = {
+        "page": page,
+        "wanted": wanted,
+        "dues": DUE_LABELS,
+        "categories": categories.categories(session),
+        "next_query": urlencode(
+            {k: v for k, v in {**asdict(wanted), "after": page.next_cursor}.items() if v}
+        ),
+    }
+    return _page(request, "console_queue.html", context)
+
+
+@router.get("/console/voice/tickets/{number}")
+def console_ticket(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, number: str
+) -> Response:
+    clock = _clock(settings)
+    found = tickets.get_ticket(session, user, number)
+    if not tickets.handles(user, found):
+        raise Forbidden(_("Only the department handling this ticket may do this."), slug="not-your-ticket")
+    context = {
+        "ticket": tickets.ticket_out(session, user, found, clock),
+        "operator": tickets.is_operator(user),
+        "extension": console.pending_extension(session, found),
+        "departments": console.dispatch_targets(session),
+        "dues": DUE_LABELS,
+    }
+    return _page(request, "console_ticket.html", context)
+
+
+CONSOLE_STEPS = ("sign", "reply", "extension", "decision", "dispatch", "merge")
+
+
+@router.post("/console/voice/tickets/{number}/{step}", dependencies=[CsrfChecked])
+def console_step(
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    number: str,
+    step: str,
+    posted: Annotated[tuple[dict[str, list[str]], list[Upload]], Depends(posted_report)],
+) -> Response:
+    """One workflow step from the console's forms; the service checks who may take it."""
+    fields = {name: values[-1] for name, values in posted[0].items() if values}
+    clock = _clock(settings)
+    try:
+        if step == "sign":
+            tickets.sign(session, user, number, clock)
+        elif step == "reply":
+            tickets.reply(session, user, number, schemas.ReplyIn(text=fields.get("text", "")), clock)
+        elif step == "extension":
+            given = schemas.ExtensionIn(days=fields.get("days", "0"), reason=fields.get("reason", ""))
+            tickets.request_extension(session, user, number, given, clock)
+        elif step == "decision":
+            decided = schemas.ExtensionDecisionIn(
+                approve=fields.get("approve") == "yes", note=fields.get("note", "")
+            )
+            tickets.decide_extension(session, user, number, decided, clock)
+        elif step == "dispatch":
+            sent = schemas.DispatchIn(department=fields.get("department", ""), note=fields.get("note", ""))
+            tickets.dispatch(session, user, number, sent, clock)
+        elif step == "merge":
+            tickets.merge(session, user, number, schemas.MergeIn(into=fields.get("into", "")), clock)
+        else:
+            raise NotFound(_("No such step."))
+    except ValidationError as exc:
+        raise Problem(str(exc).splitlines()[0][:300], status=422) from exc
+    return RedirectResponse(f"/console/voice/tickets/{number}", status_code=303)
+
+
+@router.get("/console/voice/assessment")
+def console_assessment(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    period: Annotated[str | None, Query(max_length=12)] = None,
+) -> Response:
+    """Rates per department (coloured good / fair / poor), the daily trend and the categories (ECharts) and
+    the heat grid of where reports come from (Leaflet). The operator's page is the city's dashboard: every
+    department and the city's totals; department staff see their own department."""
+    chosen = assessment.period_of(first, last, settings.timezone, period or None)
+    found = assessment.assess(session, user, chosen, department or None)
+    # the figures for the charts, embedded; "</" escaped so that the JSON stays inside its <script>
+    data = json.dumps(assessment.as_json(found), ensure_ascii=False).replace("</", "<\\/")
+    context = {
+        "found": found,
+        "data": data,
+        "department": department or "",
+        "grade": assessment.grade,
+        "presets": PERIOD_LABELS,
+        "departments": console.dispatch_targets(session) if tickets.is_operator(user) else [],
+    }
+    return _page(request, "console_assessment.html", context)
+
+
+PERIOD_LABELS = {
+    "month": _l("This month"),
+    "last_month": _l("Last month"),
+    "quarter": _l("This quarter"),
+    "custom": _l("Custom"),
+}
