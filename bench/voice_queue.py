@@ -261,12 +261,11 @@ def fill(url: str, count: int, city: dict[str, Any], now: datetime) -> tuple[flo
         raw = engine.raw_connection()
         try:
             psycopg_connection: Any = raw.driver_connection  # COPY is psycopg's, not the DB-API's
-            with (
-                psycopg_connection.cursor() as cursor,
-                cursor.copy(f"COPY voice_ticket ({', '.join(COLUMNS)}) FROM STDIN") as copy,
-            ):
-                for row in tickets(count, city, now):
-                    copy.write_row([row[column] for column in COLUMNS])
+            with psycopg_connection.cursor() as cursor:
+                with cursor.copy(f"COPY voice_ticket ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                    for row in tickets(count, city, now):
+                        copy.write_row([row[column] for column in COLUMNS])
+                # only once the COPY has ended: a statement sent during it waits forever
                 cursor.execute(f"SELECT setval('voice_ticket_id_seq', {count})")
             psycopg_connection.commit()
         finally:
