@@ -78,6 +78,7 @@ def test_report_on_the_map_department_answers_resident_rates(browser: Browser, b
     resident.locator("#voice-map").click()  # the pin
     expect(resident.locator("#v-lon")).not_to_have_value("")
     expect(resident.locator(".leaflet-marker-icon")).to_be_visible()
+    resident.wait_for_load_state("networkidle")  # the suggestions asked for while typing have come back
     _screenshot(resident, "voice-report-phone.png")
     resident.locator("form[action='/voice/report'] > button[type=submit]").click()
 
