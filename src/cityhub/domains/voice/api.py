@@ -18,7 +18,15 @@ from cityhub.domains.identity import (
     require_permission,
 )
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.service import assessment, categories, emergencies, knowledge, nearby, tickets
+from cityhub.domains.voice.service import (
+    assessment,
+    categories,
+    emergencies,
+    knowledge,
+    nearby,
+    projects,
+    tickets,
+)
 from cityhub.domains.voice.service.tickets import DISPATCH, HANDLE, Clock
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.pagination import Page, Paging
@@ -368,3 +376,42 @@ def replace_article(
 def delete_article(article_id: int, principal: Editor, session: DbSession) -> Response:
     knowledge.remove(session, principal, article_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- public ratings of city projects ---------------------------------------------------------------------
+
+Optional = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def _person(principal: Principal | None) -> int | None:
+    return principal.person_id if principal is not None else None
+
+
+@router.get("/projects", response_model=list[schemas.ProjectOut], summary="City projects and their ratings")
+def project_list(session: DbSession, principal: Optional) -> list[schemas.ProjectOut]:
+    return projects.listing(session, _person(principal))
+
+
+@router.get("/projects/{code}", response_model=schemas.ProjectOut, summary="One project and its ratings")
+def project(code: str, session: DbSession, principal: Optional) -> schemas.ProjectOut:
+    return projects.one(session, code, _person(principal))
+
+
+@router.post("/projects", response_model=schemas.ProjectOut, summary="Create or update a project by code")
+def save_project(
+    body: schemas.ProjectIn,
+    principal: Annotated[Principal, Depends(require_permission(projects.MANAGE))],
+    session: DbSession,
+) -> schemas.ProjectOut:
+    return projects.save(session, principal, body)
+
+
+@router.put(
+    "/projects/{code}/rating",
+    response_model=schemas.ProjectOut,
+    summary="Rate a project, five levels and a comment (a resident; again replaces)",
+)
+def rate_project(
+    code: str, body: schemas.ProjectRatingIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ProjectOut:
+    return projects.rate(session, principal, code, body)

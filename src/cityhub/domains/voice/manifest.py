@@ -46,6 +46,7 @@ MANIFEST = Domain(
             _l("See the assessment figures of one's department (the operator: of all)"),
             ("department_staff", "department_head", "operator"),
         ),
+        Permission("voice.projects.manage", _l("List the city projects residents rate"), ("operator",)),
         Permission("voice.knowledge.manage", _l("Write the hotline's knowledge base"), ("operator",)),
         Permission(
             "voice.tickets.dispatch",

@@ -299,3 +299,28 @@ class AlarmOut(BaseModel):
     acknowledged_by: str | None
     escalated: bool
     waiting_seconds: int = Field(description="Seconds since the report, or until it was acknowledged.")
+
+
+class ProjectIn(Strict):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name_zh: str = Field(min_length=1, max_length=200)
+    name_en: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    department: str | None = Field(None, max_length=64, description="Organisation code of the department.")
+
+
+class ProjectRatingIn(Strict):
+    level: int = Field(ge=1, le=5, description="1 very dissatisfied … 5 very satisfied.")
+    comment: str = Field("", max_length=2000)
+
+
+class ProjectOut(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+    description: str
+    department: str | None
+    ratings: int
+    average: float | None
+    distribution: dict[str, int] = Field(description="Ratings per level, '1' to '5'.")
+    my_level: int | None = None
