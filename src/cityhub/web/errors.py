@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,7 +43,7 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(exc: RequestValidationError | ValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
         errors.append(
@@ -61,7 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+    # A safety net: a page's form checked by a pydantic model inside the handler is bad input, not a bug.
+    @app.exception_handler(ValidationError)
+    async def _validation(request: Request, exc: RequestValidationError | ValidationError) -> Response:
         problem = ValidationProblem(_("The request has invalid fields."), errors=_validation_errors(exc))
         return problem_response(request, problem)
 
