@@ -1,6 +1,7 @@
 """The 12345 journey in a real browser (Debian's Chromium via Playwright) against a real server process: a
 resident reports a problem with a pin on the map and sees it dispatched; a member of the department's staff
-signs for it and answers from the console; the resident rates the answer.
+signs for it and answers from the console; the resident rates the answer. And participation: a resident
+makes a proposal, a neighbour supports it in place (htmx) and comments.
 
 Screenshots land in test-artifacts/ for a human look.
 """
@@ -41,6 +42,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         make_department(database, town, "org-police")
         make_user(database, "resident", [("resident", town.community_a)], household=town.household_a)
         make_user(database, "housing1", [("department_staff", town.city)], organization_id=housing)
+        make_user(database, "neighbour", [("resident", town.community_b)], name="李四")
         with database.unit_of_work() as session:
             root = system_principal(session, "e2e", [categories.MANAGE])
             categories.import_categories(session, root, schemas.CategoriesIn.model_validate(TREE))
@@ -108,3 +110,35 @@ def test_report_on_the_map_department_answers_resident_rates(browser: Browser, b
     _screenshot(resident, "voice-rated-phone.png")
     assert not problems, problems
     assert not staff_problems, staff_problems
+
+
+def test_a_proposal_is_made_supported_in_place_and_commented(browser: Browser, base_url: str) -> None:
+    author = _page(browser)
+    problems = _watch_for_breakage(author, base_url)
+    _log_in(author, base_url, "resident")
+    author.goto(f"{base_url}/voice/participate")
+    author.get_by_role("link", name="我要提议").click()
+    author.locator("input[name=title]").fill("滨江步道加装路灯")
+    author.locator("textarea[name=body]").fill("滨江步道晚上太暗，散步和夜跑都不安全，建议加装节能路灯。")
+    author.locator("form[action='/voice/proposals'] button[type=submit]").click()
+    expect(author).to_have_url(re.compile(r"/voice/proposals/\d+$"))
+    link = author.url.removeprefix(base_url)
+
+    neighbour = _page(browser)
+    neighbour_problems = _watch_for_breakage(neighbour, base_url)
+    _log_in(neighbour, base_url, "neighbour")
+    neighbour.goto(f"{base_url}{link}")
+    expect(neighbour.locator("#support-box")).to_contain_text("0 / 100")
+    neighbour.get_by_role("button", name="支持", exact=True).click()
+    expect(neighbour.locator("#support-box")).to_contain_text("1 / 100")  # swapped in place by htmx
+    expect(neighbour.get_by_role("button", name="收回支持")).to_be_visible()
+    assert neighbour.url.endswith(link)  # no page load
+    neighbour.locator("textarea[name=body]").fill("支持！晚上带孩子散步确实太黑了。")
+    neighbour.locator(f"form[action='{link}/comments'] button[type=submit]").click()
+    expect(neighbour.get_by_text("支持！晚上带孩子散步确实太黑了。")).to_be_visible()
+    _screenshot(neighbour, "voice-proposal-phone.png")
+
+    author.reload()
+    expect(author.locator("body")).to_contain_text("1 / 100")
+    assert not problems, problems
+    assert not neighbour_problems, neighbour_problems

@@ -20,7 +20,15 @@ def test_home_shows_the_tiles_the_resident_may_use(resident_client: TestClient) 
     assert page.status_code == 200
     assert "张三，您好" in page.text
     tiles = re.findall(r'<li class="tile"><a href="([^"]+)"', page.text)
-    assert tiles == ["/me/card", "/me/household", "/services", "/me/inbox", "/voice", "/me/consents"]
+    assert tiles == [
+        "/me/card",
+        "/me/household",
+        "/services",
+        "/me/inbox",
+        "/voice",
+        "/voice/participate",
+        "/me/consents",
+    ]
     assert "工作台" not in page.text.split("<main")[1]
     assert 'href="/admin"' not in page.text
 

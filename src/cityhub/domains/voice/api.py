@@ -1,11 +1,12 @@
 """Voice JSON API under /api/v1/voice: categories, ticket intake (resident app and operator phone desk),
-the department queue and the workflow steps."""
+the department queue and the workflow steps; participation: projects with ratings and results, proposals
+with supports, comments and moderation, and surveys."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -25,6 +26,8 @@ from cityhub.domains.voice.service import (
     knowledge,
     nearby,
     projects,
+    proposals,
+    surveys,
     tickets,
 )
 from cityhub.domains.voice.service.tickets import DISPATCH, HANDLE, Clock
@@ -415,3 +418,220 @@ def rate_project(
     code: str, body: schemas.ProjectRatingIn, principal: CurrentPrincipal, session: DbSession
 ) -> schemas.ProjectOut:
     return projects.rate(session, principal, code, body)
+
+
+@router.get(
+    "/projects/{code}/result",
+    response_model=schemas.ProjectDetailOut,
+    summary="A project's result: progress, milestones and the proposals it carries out (public)",
+)
+def project_result(code: str, session: DbSession, principal: Optional) -> schemas.ProjectDetailOut:
+    return projects.detail(session, code, _person(principal))
+
+
+ProjectManager = Annotated[Principal, Depends(require_permission(projects.MANAGE))]
+
+
+@router.post(
+    "/projects/{code}/milestones",
+    response_model=schemas.MilestoneOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Plan a milestone of a project",
+)
+def add_milestone(
+    code: str, body: schemas.MilestoneIn, principal: ProjectManager, session: DbSession
+) -> schemas.MilestoneOut:
+    return projects.add_milestone(session, principal, code, body)
+
+
+@router.post(
+    "/projects/{code}/milestones/{milestone_id}/reached",
+    response_model=schemas.ProjectDetailOut,
+    summary="Mark a milestone reached: the project's progress moves to its percentage",
+)
+def reach_milestone(
+    code: str,
+    milestone_id: int,
+    body: schemas.MilestoneReachedIn,
+    principal: ProjectManager,
+    session: DbSession,
+    settings: AppSettings,
+) -> schemas.ProjectDetailOut:
+    return projects.reach_milestone(session, principal, code, milestone_id, body, settings.timezone)
+
+
+# -- proposals, supports, comments and moderation ----------------------------------------------------------
+
+
+@router.get("/proposals", response_model=Page[schemas.ProposalOut], summary="Residents' proposals (public)")
+def proposal_list(
+    session: DbSession,
+    principal: Optional,
+    paging: Paging,
+    state: Annotated[schemas.ProposalState | None, Query()] = None,
+    order: Annotated[Literal["supports", "newest"], Query()] = "supports",
+) -> Page[schemas.ProposalOut]:
+    found, total = proposals.listing(session, principal, paging, state, order)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post(
+    "/proposals",
+    response_model=schemas.ProposalOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Make a proposal (a resident); it collects supports until its closing date",
+)
+def propose(body: schemas.ProposalIn, principal: CurrentPrincipal, session: DbSession) -> schemas.ProposalOut:
+    return proposals.propose(session, principal, body, domain_settings(VoiceSettings))
+
+
+@router.get("/proposals/{proposal_id}", response_model=schemas.ProposalOut, summary="One proposal (public)")
+def proposal(proposal_id: int, session: DbSession, principal: Optional) -> schemas.ProposalOut:
+    return proposals.one(session, principal, proposal_id)
+
+
+@router.post(
+    "/proposals/{proposal_id}/withdraw",
+    response_model=schemas.ProposalOut,
+    summary="Withdraw one's own proposal before the city answers it",
+)
+def withdraw(proposal_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.ProposalOut:
+    return proposals.withdraw(session, principal, proposal_id)
+
+
+@router.put(
+    "/proposals/{proposal_id}/support",
+    response_model=schemas.SupportsOut,
+    summary="Support a proposal (a resident, once, within the per-person cap)",
+)
+def support(proposal_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.SupportsOut:
+    return proposals.support(session, principal, proposal_id, domain_settings(VoiceSettings))
+
+
+@router.delete(
+    "/proposals/{proposal_id}/support",
+    response_model=schemas.SupportsOut,
+    summary="Take one's support back while the proposal collects supports",
+)
+def unsupport(proposal_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.SupportsOut:
+    return proposals.unsupport(session, principal, proposal_id, domain_settings(VoiceSettings))
+
+
+@router.post(
+    "/proposals/{proposal_id}/answer",
+    response_model=schemas.ProposalOut,
+    summary="The city's official answer: evaluating, accepted (with the project that carries it) or rejected",
+)
+def answer_proposal(
+    proposal_id: int,
+    body: schemas.ProposalAnswerIn,
+    principal: Annotated[Principal, Depends(require_permission(proposals.ANSWER))],
+    session: DbSession,
+) -> schemas.ProposalOut:
+    return proposals.answer(session, principal, proposal_id, body)
+
+
+@router.get(
+    "/proposals/{proposal_id}/comments",
+    response_model=Page[schemas.CommentOut],
+    summary="A proposal's comments, oldest first (public; hidden ones without their text)",
+)
+def comments(
+    proposal_id: int, session: DbSession, principal: Optional, paging: Paging
+) -> Page[schemas.CommentOut]:
+    found, total = proposals.comments(session, principal, proposal_id, paging)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post(
+    "/proposals/{proposal_id}/comments",
+    response_model=schemas.CommentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Comment on a proposal (staff who may answer proposals comment officially)",
+)
+def comment(
+    proposal_id: int, body: schemas.CommentIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.CommentOut:
+    return proposals.comment(session, principal, proposal_id, body)
+
+
+@router.post(
+    "/flags",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Report a proposal or comment to the moderators (once per person and item)",
+)
+def flag(body: schemas.FlagIn, principal: CurrentPrincipal, session: DbSession) -> Response:
+    proposals.flag(session, principal, body, domain_settings(VoiceSettings))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+Moderator = Annotated[Principal, Depends(require_permission(proposals.MODERATE))]
+
+
+@router.get(
+    "/moderation",
+    response_model=Page[schemas.FlaggedOut],
+    summary="Flagged proposals and comments waiting for a moderator, most flagged first",
+)
+def moderation_queue(principal: Moderator, session: DbSession, paging: Paging) -> Page[schemas.FlaggedOut]:
+    found, total = proposals.flagged(session, principal, paging)
+    return Page(items=found, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post(
+    "/moderation/{target}/{target_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="A moderator's decision: hide the item or keep (restore) it",
+)
+def moderate(
+    target: Literal["proposal", "comment"],
+    target_id: int,
+    body: schemas.ModerationDecisionIn,
+    principal: Moderator,
+    session: DbSession,
+) -> Response:
+    proposals.moderate(session, principal, target, target_id, body)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- surveys -------------------------------------------------------------------------------------------------
+
+
+@router.get("/surveys", response_model=list[schemas.SurveyOut], summary="Surveys the caller may see")
+def survey_list(session: DbSession, principal: Optional) -> list[schemas.SurveyOut]:
+    return surveys.listing(session, principal)
+
+
+@router.post("/surveys", response_model=schemas.SurveyOut, summary="Publish or update a survey by code")
+def save_survey(
+    body: schemas.SurveyIn,
+    principal: Annotated[Principal, Depends(require_permission(surveys.MANAGE))],
+    session: DbSession,
+) -> schemas.SurveyOut:
+    return surveys.save(session, principal, body)
+
+
+@router.get("/surveys/{code}", response_model=schemas.SurveyOut, summary="One survey and its questions")
+def survey(code: str, session: DbSession, principal: Optional) -> schemas.SurveyOut:
+    return surveys.one(session, principal, code)
+
+
+@router.post(
+    "/surveys/{code}/responses",
+    response_model=schemas.SurveyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Answer a survey (a resident, once)",
+)
+def answer_survey(
+    code: str, body: schemas.SurveyAnswersIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.SurveyOut:
+    return surveys.answer(session, principal, code, body)
+
+
+@router.get(
+    "/surveys/{code}/results",
+    response_model=schemas.SurveyResultsOut,
+    summary="A survey's results (public when the survey says so; free text for organisers only)",
+)
+def survey_results(code: str, session: DbSession, principal: Optional) -> schemas.SurveyResultsOut:
+    return surveys.results(session, principal, code)

@@ -1,10 +1,14 @@
 """The demo city's 12345 hotline: a classification tree tied to the city's departments (with emergencies and
 questions of its own), the knowledge base, today's duty roster, and tickets of the last weeks at every
-stage, reported by residents from inside the city's communities."""
+stage, reported by residents from inside the city's communities; and participation: city projects with
+milestones and ratings, residents' proposals with supports, comments and official answers (one comment
+waits for the moderators), and surveys, one open and one closed with its answers."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +23,15 @@ from cityhub.domains.identity import (
 )
 from cityhub.domains.voice import schemas
 from cityhub.domains.voice.models import Duty, Ticket, TicketEvent
-from cityhub.domains.voice.service import alarm, categories, knowledge, tickets
+from cityhub.domains.voice.service import (
+    alarm,
+    categories,
+    knowledge,
+    projects,
+    proposals,
+    surveys,
+    tickets,
+)
 from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.demo import DemoContext, DemoSize
 from cityhub.kernel.settings import domain_settings
@@ -186,6 +198,7 @@ def seed(ctx: DemoContext) -> None:
             stage=rng.choice(("new", "signed", "replied", "closed")),
         )
     ctx.progress.advance(task)
+    seed_participation(ctx)
 
 
 def _roster(session: Session) -> None:
@@ -245,3 +258,204 @@ def _age(session: Session, number: str, days: int, stage: str) -> None:
         ticket.replied_at, ticket.reply = ticket.signed_at + timedelta(hours=20), steps[1][3]
     if stage == "closed":
         ticket.satisfaction, ticket.closed_at = 5 if days % 3 else 4, ticket.replied_at
+
+
+# -- participation -------------------------------------------------------------------------------------------
+
+# (code, Chinese name, English name, department, milestones as (title, days from today, progress, reached))
+PROJECTS = (
+    (
+        "park-riverside",
+        "滨江公园改造",
+        "Riverside park renovation",
+        "dept-housing",
+        (("设计方案公示", -60, 10, True), ("步道与照明施工", -10, 60, True), ("绿化与验收", 45, 100, False)),
+    ),
+    (
+        "lift-retrofit",
+        "老旧小区加装电梯",
+        "Lifts for old residential buildings",
+        "dept-housing",
+        (
+            ("居民意见征集", -30, 20, True),
+            ("首批 12 部电梯开工", 30, 50, False),
+            ("全部投用", 180, 100, False),
+        ),
+    ),
+    (
+        "bus-15min",
+        "15 分钟社区微循环公交",
+        "15-minute community shuttle buses",
+        "dept-transport",
+        (("线路试运行", 20, 40, False), ("正式开通", 90, 100, False)),
+    ),
+)
+# (title, body, state the city gave it, project that carries it out, share of residents who support it)
+PROPOSALS = (
+    (
+        "滨江步道加装路灯",
+        "滨江步道晚上太暗，散步和夜跑都不安全，建议每五十米加装一盏节能路灯。",
+        "accepted",
+        "park-riverside",
+        1.0,
+    ),
+    (
+        "社区食堂延长营业时间",
+        "社区老年食堂晚上五点就关门，上班的子女没法陪老人吃饭，建议延长到七点。",
+        "evaluating",
+        None,
+        0.6,
+    ),
+    (
+        "小区增设电动自行车充电棚",
+        "楼道里给电瓶车充电很危险，建议每个小区增设带消防设施的集中充电棚。",
+        "open",
+        None,
+        0.4,
+    ),
+    ("学校门口设置护学岗", "上下学高峰期学校门口车流量大，建议设置护学岗和临时停车区。", "open", None, 0.2),
+    (
+        "把广场舞时间限制在晚上九点前",
+        "广场舞音响太大，影响居民休息，建议晚上九点后停止。",
+        "rejected",
+        None,
+        0.3,
+    ),
+)
+ANSWERS = {
+    "accepted": "采纳。已纳入滨江公园改造工程，路灯随步道与照明施工一并安装。",
+    "evaluating": "民政部门正在评估各社区食堂的人员配置，一个月内答复。",
+    "rejected": "不予采纳：现行规定已要求晚上十点后停止使用音响，将加强巡查。",
+}
+COMMENTS = ("支持！晚上带孩子散步确实太黑了。", "同意，希望尽快落实。", "建议同时加装监控探头。")
+SPAM = "加微信领取免费礼品，名额有限！"
+
+
+def seed_participation(ctx: DemoContext) -> None:
+    """Projects, proposals and their supports, comments and answers; thresholds scaled to the demo's size."""
+    task = ctx.progress.add_task("voice: participation", total=2)
+    session = ctx.session
+    residents = [
+        Principal("account", account_id, person.name, person.id, ())
+        for account_id, person in account_holders(session, TICKETS[ctx.size], usernames=("resident",))
+    ]
+    city = system_principal(session, "demo", {projects.MANAGE, proposals.ANSWER, proposals.MODERATE})
+    local_today = datetime.now(ZoneInfo(ctx.settings.timezone)).date()  # milestones around the real date
+    for code, zh, en, department, milestones in PROJECTS:
+        projects.save(
+            session, city, schemas.ProjectIn(code=code, name_zh=zh, name_en=en, department=department)
+        )
+        for title, days, progress, reached in milestones:
+            due = local_today + timedelta(days=days)
+            step = projects.add_milestone(
+                session, city, code, schemas.MilestoneIn(title=title, due_on=due, progress=progress)
+            )
+            if reached:
+                reached_in = schemas.MilestoneReachedIn(reached_on=due)
+                projects.reach_milestone(session, city, code, step.id, reached_in, ctx.settings.timezone)
+        for n, resident in enumerate(residents[1:]):
+            level = 5 - (n + len(code)) % 3  # mostly satisfied, a few fair
+            projects.rate(session, resident, code, schemas.ProjectRatingIn(level=level))
+    ctx.progress.advance(task)
+    # a small city needs fewer supports than the default threshold: a quarter of its residents
+    settings = domain_settings(VoiceSettings).model_copy(
+        update={"proposal_support_threshold": max(len(residents) // 4, 2)}
+    )
+    for n, (title, body, state, project, share) in enumerate(PROPOSALS):
+        author = residents[(n + 1) % len(residents)]
+        made = proposals.propose(session, author, schemas.ProposalIn(title=title, body=body), settings)
+        backers = [r for r in residents if r.person_id != author.person_id][: round(share * len(residents))]
+        for backer in backers:
+            proposals.support(session, backer, made.id, settings)
+        for text, commenter in zip(COMMENTS[: 3 - n % 3], backers, strict=False):
+            proposals.comment(session, commenter, made.id, schemas.CommentIn(body=text))
+        if state != "open":
+            answer = schemas.ProposalAnswerIn(state=state, answer=ANSWERS[state], project=project)
+            proposals.answer(session, city, made.id, answer)
+        if n == 1 and backers:  # spam under a popular proposal, reported by its author
+            spam = proposals.comment(session, backers[-1], made.id, schemas.CommentIn(body=SPAM))
+            flag = schemas.FlagIn(target="comment", id=spam.id, reason="spam")
+            proposals.flag(session, author, flag, settings)
+    ctx.progress.advance(task)
+    _surveys(ctx, residents)
+
+
+ELDERLY_CARE: list[dict[str, Any]] = [
+    {
+        "key": "canteen",
+        "kind": "single",
+        "text": "您或家中老人多久去一次社区老年食堂？",
+        "options": [
+            {"key": "daily", "label": "几乎每天"},
+            {"key": "weekly", "label": "每周几次"},
+            {"key": "rarely", "label": "很少或从不"},
+        ],
+    },
+    {
+        "key": "wanted",
+        "kind": "multiple",
+        "text": "您最希望社区增加哪些养老服务？（最多选两项）",
+        "max_choices": 2,
+        "options": [
+            {"key": "meals", "label": "助餐送餐"},
+            {"key": "health", "label": "上门健康服务"},
+            {"key": "daycare", "label": "日间照料"},
+            {"key": "activities", "label": "文体活动"},
+        ],
+    },
+    {"key": "satisfaction", "kind": "scale", "text": "您对目前社区养老服务的满意度（1 很不满意，5 很满意）"},
+    {"key": "ideas", "kind": "text", "text": "其他意见和建议", "required": False},
+]
+PARK_PLAN: list[dict[str, Any]] = [
+    {
+        "key": "plan",
+        "kind": "single",
+        "text": "您更支持哪个改造方案？",
+        "options": [
+            {"key": "a", "label": "方案一：保留大草坪"},
+            {"key": "b", "label": "方案二：增设儿童乐园"},
+        ],
+    },
+    {"key": "need", "kind": "scale", "text": "您认为改造的必要性有多大？"},
+]
+IDEAS = ("希望食堂周末也开门。", "上门服务最好能预约到具体时间。", "")
+
+
+def _surveys(ctx: DemoContext, residents: list[Principal]) -> None:
+    """An open survey half the residents answered, and a closed one with its results."""
+    session, now = ctx.session, datetime.now(UTC)
+    city = system_principal(session, "demo", {surveys.MANAGE})
+    for code, title, questions, share in (
+        ("elderly-care-2026", "社区养老服务需求调查", ELDERLY_CARE, 0.5),
+        ("park-plan", "滨江公园改造方案意见征集", PARK_PLAN, 0.8),
+    ):
+        published = schemas.SurveyIn.model_validate(
+            {
+                "code": code,
+                "title": title,
+                "questions": questions,
+                "opens_at": now - timedelta(days=40),
+                "closes_at": now + timedelta(days=20),
+            }
+        )
+        surveys.save(session, city, published)
+        for n, resident in enumerate(residents[1 : 1 + round(share * len(residents))]):
+            surveys.answer(session, resident, code, schemas.SurveyAnswersIn(answers=_answers(questions, n)))
+        if code == "park-plan":  # ended ten days ago; its results stay public
+            surveys.save(session, city, published.model_copy(update={"closes_at": now - timedelta(days=10)}))
+
+
+def _answers(questions: list[dict[str, Any]], n: int) -> dict[str, str | int | list[str]]:
+    """A varied, valid set of answers for the n-th respondent."""
+    answers: dict[str, str | int | list[str]] = {}
+    for question in questions:
+        keys = [option["key"] for option in question.get("options", [])]
+        if question["kind"] == "single":
+            answers[question["key"]] = keys[n % len(keys)]
+        elif question["kind"] == "multiple":
+            answers[question["key"]] = [keys[n % len(keys)], keys[(n + 1) % len(keys)]]
+        elif question["kind"] == "scale":
+            answers[question["key"]] = 5 - n % 3
+        elif IDEAS[n % len(IDEAS)]:
+            answers[question["key"]] = IDEAS[n % len(IDEAS)]
+    return answers

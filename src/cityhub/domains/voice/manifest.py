@@ -1,4 +1,5 @@
-"""Citizen voice: the 12345 ticket workflow (intake, dispatch, deadlines in working days, callbacks)."""
+"""Citizen voice: the 12345 ticket workflow (intake, dispatch, deadlines in working days, callbacks) and
+participation (proposals, comments, surveys, project ratings and results)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,24 @@ MANIFEST = Domain(
             _l("See the assessment figures of one's department (the operator: of all)"),
             ("department_staff", "department_head", "operator"),
         ),
-        Permission("voice.projects.manage", _l("List the city projects residents rate"), ("operator",)),
+        Permission(
+            "voice.projects.manage",
+            _l("List the city projects residents rate and track their milestones"),
+            ("operator",),
+        ),
+        Permission(
+            "voice.proposals.answer",
+            _l("Give the city's official answer to residents' proposals"),
+            ("department_head", "operator"),
+        ),
+        Permission(
+            "voice.participation.moderate",
+            _l("Review flagged proposals and comments, hide or keep them"),
+            ("operator",),
+        ),
+        Permission(
+            "voice.surveys.manage", _l("Publish surveys and read their free-text answers"), ("operator",)
+        ),
         Permission("voice.knowledge.manage", _l("Write the hotline's knowledge base"), ("operator",)),
         Permission(
             "voice.tickets.dispatch",
@@ -57,6 +75,7 @@ MANIFEST = Domain(
     ),
     tiles=(
         Tile("voice", _l("Report a problem"), "/voice", "message", order=5),
+        Tile("voice-participate", _l("Have your say"), "/voice/participate", "users", order=6),
         Tile(
             "voice-console",
             _l("Ticket queue"),
@@ -83,6 +102,15 @@ MANIFEST = Domain(
             permission="voice.assessment.view",
             console=True,
             order=42,
+        ),
+        Tile(
+            "voice-moderation",
+            _l("Moderation"),
+            "/console/voice/moderation",
+            "shield",
+            permission="voice.participation.moderate",
+            console=True,
+            order=43,
         ),
     ),
     roles=(Role("department_head", _l("Department head")),),

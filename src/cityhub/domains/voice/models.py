@@ -1,12 +1,13 @@
 """Voice tables: the 12345 category tree, tickets, their timeline, followers and photos, extension requests,
-the knowledge base and the emergency duty roster."""
+the knowledge base and the emergency duty roster; participation: city projects with their ratings and
+milestones, proposals with supports, comments and moderation flags, surveys and their answers."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityhub.kernel.db import Base, UTCDateTime, utcnow
@@ -214,6 +215,8 @@ class Project(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     organization_id: Mapped[int | None] = mapped_column(Integer)  # the department responsible
+    # result tracking (Decidim's accountability): how far the project is, 0-100, moved by its milestones
+    progress: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -229,3 +232,166 @@ class ProjectRating(Base):
     level: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Milestone(Base):
+    """A planned step of a project; reaching it moves the project's progress to the step's percentage."""
+
+    __tablename__ = "voice_milestone"
+    __table_args__ = (Index("ix_voice_milestone_project", "project_id", "due_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("voice_project.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    due_on: Mapped[date] = mapped_column(Date)
+    progress: Mapped[int] = mapped_column(Integer)  # the project's progress once this step is reached
+    reached_on: Mapped[date | None] = mapped_column(Date)
+
+
+PROPOSAL_STATES = ("open", "evaluating", "accepted", "rejected", "withdrawn")
+FLAG_REASONS = ("spam", "offensive", "off_topic", "other")
+
+
+class Moderated:
+    """What moderation keeps on published content: residents' flags, the moderator's review, hiding."""
+
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=True)  # False: flagged since the last review
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Proposal(Moderated, Base):
+    """A resident's proposal to the city: supports collected until a date, an official answer, and once
+    accepted the project that carries it out (its progress and milestones are the proposal's result)."""
+
+    __tablename__ = "voice_proposal"
+    __table_args__ = (
+        Index("ix_voice_proposal_state", "state", "supports"),
+        Index("ix_voice_proposal_created", "created_at"),
+        Index("ix_voice_proposal_review", "reviewed", "flags"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    author_account_id: Mapped[int] = mapped_column(Integer, index=True)
+    author_person_id: Mapped[int] = mapped_column(Integer)
+    author_name: Mapped[str] = mapped_column(String(100))  # masked (王*) as the public sees it
+    org_unit_id: Mapped[int | None] = mapped_column(Integer)  # the community it concerns, when it has one
+    state: Mapped[str] = mapped_column(String(12), default="open")
+    supports: Mapped[int] = mapped_column(Integer, default=0)
+    threshold: Mapped[int] = mapped_column(Integer)  # supports needed, fixed when the proposal is made
+    supports_close_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    threshold_reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by: Mapped[str | None] = mapped_column(String(60))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("voice_project.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Support(Base):
+    """One person's support of a proposal."""
+
+    __tablename__ = "voice_support"
+    __table_args__ = (UniqueConstraint("proposal_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("voice_proposal.id"))
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    account_id: Mapped[int] = mapped_column(Integer)  # whom to tell when the city answers
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Supporter(Base):
+    """How many supports a person has given: the per-person cap is a conditional update of this counter,
+    so concurrent supports from one person can never exceed it."""
+
+    __tablename__ = "voice_supporter"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    supports: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Comment(Moderated, Base):
+    """A comment on a proposal; ``official`` marks the city's answers in the thread."""
+
+    __tablename__ = "voice_comment"
+    __table_args__ = (
+        Index("ix_voice_comment_proposal", "proposal_id", "created_at"),
+        Index("ix_voice_comment_review", "reviewed", "flags"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("voice_proposal.id"))
+    account_id: Mapped[int] = mapped_column(Integer)
+    author_name: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    official: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Flag(Base):
+    """A resident's report of a proposal or comment to the moderators; one per person and item."""
+
+    __tablename__ = "voice_flag"
+    __table_args__ = (UniqueConstraint("target", "target_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(10))  # proposal, comment
+    target_id: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+QUESTION_KINDS = ("single", "multiple", "scale", "text")
+
+
+class Survey(Base):
+    """A questionnaire residents answer once each, open between two moments, optionally for one org
+    subtree (a community's residents)."""
+
+    __tablename__ = "voice_survey"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    questions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # schemas.QuestionIn, in order
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    org_unit_id: Mapped[int | None] = mapped_column(Integer)
+    results_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    responses: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyResponse(Base):
+    """That a person answered a survey: the unique pair is the once-per-person rule."""
+
+    __tablename__ = "voice_survey_response"
+    __table_args__ = (UniqueConstraint("survey_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("voice_survey.id"))
+    person_id: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """One answer to one question: a chosen option (one row per option), a scale value or free text."""
+
+    __tablename__ = "voice_survey_answer"
+    __table_args__ = (Index("ix_voice_survey_answer_question", "survey_id", "question", "option"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("voice_survey_response.id"), index=True)
+    survey_id: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(String(64))
+    option: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 TicketType = Literal["consultation", "help", "suggestion", "complaint", "report"]  # models.TICKET_TYPES
 TicketStatus = Literal["received", "dispatched", "handling", "replied", "closed", "merged"]
@@ -324,3 +324,221 @@ class ProjectOut(BaseModel):
     average: float | None
     distribution: dict[str, int] = Field(description="Ratings per level, '1' to '5'.")
     my_level: int | None = None
+
+
+class MilestoneIn(Strict):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    due_on: date
+    progress: int = Field(
+        ge=0, le=100, description="The project's progress, in %, once this step is reached."
+    )
+
+
+class MilestoneOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str
+    due_on: date
+    progress: int
+    reached_on: date | None
+
+
+class MilestoneReachedIn(Strict):
+    reached_on: date | None = Field(None, description="Default: today.")
+
+
+class ProjectDetailOut(ProjectOut):
+    progress: int = Field(description="How far the project is, 0-100 %.")
+    milestones: list[MilestoneOut]
+    proposals: list[int] = Field(description="Ids of the residents' proposals this project carries out.")
+
+
+ProposalState = Literal["open", "evaluating", "accepted", "rejected", "withdrawn"]  # models.PROPOSAL_STATES
+FlagReason = Literal["spam", "offensive", "off_topic", "other"]  # models.FLAG_REASONS
+
+
+# Texts whose surrounding blanks do not count towards their length (a comment of spaces is empty).
+ProposalTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=200)]
+ProposalBody = Annotated[str, StringConstraints(strip_whitespace=True, min_length=15, max_length=8000)]
+AnswerText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
+CommentText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class ProposalIn(Strict):
+    title: ProposalTitle
+    body: ProposalBody
+    community: str | None = Field(
+        None, max_length=64, description="Org-unit code of the community it concerns."
+    )
+
+
+class ProposalAnswerIn(Strict):
+    state: Literal["evaluating", "accepted", "rejected"]
+    answer: AnswerText
+    project: str | None = Field(
+        None, max_length=64, description="Code of the project that carries an accepted proposal out."
+    )
+
+
+class ProposalOut(BaseModel):
+    id: int
+    title: str
+    body: str
+    author: str = Field(description="The author's masked name.")
+    community: str | None
+    state: ProposalState
+    supports: int
+    threshold: int
+    threshold_reached: bool
+    supports_close_at: datetime
+    collecting: bool = Field(description="Whether supports are still taken.")
+    answer: str
+    answered_at: datetime | None
+    project: str | None
+    progress: int | None = Field(description="The carrying project's progress, once there is one.")
+    comments: int
+    hidden: bool
+    created_at: datetime
+    supported: bool | None = Field(None, description="Whether the caller supports it (signed-in callers).")
+    mine: bool = False
+
+
+class CommentIn(Strict):
+    body: CommentText
+
+
+class CommentOut(BaseModel):
+    id: int
+    author: str
+    body: str = Field(description="Empty while the comment is hidden by moderation.")
+    official: bool
+    hidden: bool
+    created_at: datetime
+
+
+class FlagIn(Strict):
+    target: Literal["proposal", "comment"]
+    id: int = Field(ge=1)
+    reason: FlagReason
+    note: str = Field("", max_length=500)
+
+
+class ModerationDecisionIn(Strict):
+    hide: bool = Field(description="True hides the item; false keeps (or restores) it.")
+
+
+class FlaggedOut(BaseModel):
+    """An item in the moderators' queue."""
+
+    target: Literal["proposal", "comment"]
+    id: int
+    proposal_id: int
+    text: str
+    author: str
+    flags: int
+    reasons: dict[str, int]
+    hidden: bool
+    created_at: datetime
+
+
+class SupportsOut(BaseModel):
+    supports: int
+    threshold: int
+    threshold_reached: bool
+    supported: bool
+    remaining: int = Field(description="Supports the caller may still give.")
+
+
+QuestionKind = Literal["single", "multiple", "scale", "text"]  # models.QUESTION_KINDS
+
+
+class OptionIn(Strict):
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    label: str = Field(min_length=1, max_length=200)
+
+
+class QuestionIn(Strict):
+    key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: QuestionKind
+    text: str = Field(min_length=1, max_length=500)
+    required: bool = True
+    options: list[OptionIn] = Field(default_factory=list, max_length=50)
+    max_choices: int | None = Field(None, ge=1, le=50, description="multiple: most options one may pick.")
+    scale_min: int = Field(1, ge=0, le=10)
+    scale_max: int = Field(5, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> QuestionIn:
+        choice = self.kind in ("single", "multiple")
+        if choice and len(self.options) < 2:
+            raise ValueError(f"question {self.key}: a choice needs at least two options")
+        if not choice and self.options:
+            raise ValueError(f"question {self.key}: only choices have options")
+        if len({option.key for option in self.options}) != len(self.options):
+            raise ValueError(f"question {self.key}: option keys must be unique")
+        if self.kind == "scale" and self.scale_min >= self.scale_max:
+            raise ValueError(f"question {self.key}: scale_min must be below scale_max")
+        return self
+
+
+class SurveyIn(Strict):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    questions: list[QuestionIn] = Field(min_length=1, max_length=100)
+    opens_at: AwareDatetime = Field(description="With its zone, such as 2026-12-01T08:00:00+08:00.")
+    closes_at: AwareDatetime
+    community: str | None = Field(
+        None, max_length=64, description="Org-unit code: only residents there answer."
+    )
+    results_public: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SurveyIn:
+        if self.closes_at <= self.opens_at:
+            raise ValueError("closes_at must be after opens_at")
+        if len({question.key for question in self.questions}) != len(self.questions):
+            raise ValueError("question keys must be unique")
+        return self
+
+
+class SurveyOut(BaseModel):
+    code: str
+    title: str
+    description: str
+    questions: list[QuestionIn]
+    opens_at: datetime
+    closes_at: datetime
+    community: str | None
+    results_public: bool
+    state: Literal["upcoming", "open", "closed"]
+    responses: int
+    answered: bool | None = Field(None, description="Whether the caller has answered (signed-in residents).")
+
+
+class SurveyAnswersIn(Strict):
+    """Answers by question key: an option key (single), a list of option keys (multiple), an integer
+    (scale) or a string (text)."""
+
+    answers: dict[str, str | int | list[str]] = Field(max_length=100)
+
+
+class QuestionResult(BaseModel):
+    key: str
+    kind: QuestionKind
+    text: str
+    answered: int = Field(description="Responses that answered this question.")
+    options: dict[str, int] | None = Field(None, description="Choices: how often each option was picked.")
+    distribution: dict[str, int] | None = Field(None, description="Scales: answers per value.")
+    average: float | None = None
+    texts: list[str] | None = Field(None, description="Free text: the latest answers (organisers only).")
+
+
+class SurveyResultsOut(BaseModel):
+    code: str
+    title: str
+    responses: int
+    questions: list[QuestionResult]

@@ -1,5 +1,5 @@
 """Settings of the voice domain (``CITYHUB_VOICE__*``): the 12345 deadlines in working days, duplicate
-suggestions, the emergency alarm and the Open311 server."""
+suggestions, the emergency alarm, the Open311 server and participation (supports, moderation)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,22 @@ class VoiceSettings(DomainSettings):
     open311_published_types: list[str] = Field(
         ["help", "suggestion", "complaint"],
         description="Ticket types the public Open311 GET requests lists (reports 举报 stay confidential).",
+    )
+
+    proposal_support_threshold: int = Field(
+        100, ge=1, le=1_000_000, description="Supports a proposal needs before the city must answer it."
+    )
+    proposal_support_days: int = Field(
+        90, ge=1, le=365, description="Days a proposal collects supports after it is made."
+    )
+    supports_per_person: int = Field(
+        10, ge=1, le=1000, description="Most proposals one person may support (withdrawing one frees it)."
+    )
+    flags_to_hide: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Residents' flags that hide a comment or proposal until a moderator looks.",
     )
 
     def days_for(self, ticket_type: str) -> int:

@@ -1,21 +1,22 @@
 """Resident pages of the hotline: report a problem with a map pin, photos and the category's questions (with
 knowledge-base answers and reports of the same problem nearby offered as one types), my tickets, one ticket
-with its timeline and the callback form once the department answered, the public knowledge base; and the
-staff's live emergency board."""
+with its timeline and the callback form once the department answered, the public knowledge base; the
+staff's live emergency board; and participation: proposals with supports and comments, surveys, city
+projects with their ratings and progress, and the moderators' queue."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from cityhub.domains.identity import SignedIn, units_in_scope
+from cityhub.domains.identity import PageUser, Principal, SignedIn, units_in_scope
 from cityhub.domains.voice import schemas
 from cityhub.domains.voice.service import (
     assessment,
@@ -24,6 +25,9 @@ from cityhub.domains.voice.service import (
     emergencies,
     knowledge,
     nearby,
+    projects,
+    proposals,
+    surveys,
     tickets,
 )
 from cityhub.domains.voice.service.tickets import Clock
@@ -396,3 +400,248 @@ PERIOD_LABELS = {
     "quarter": _l("This quarter"),
     "custom": _l("Custom"),
 }
+
+
+# -- participation: proposals, surveys, projects and moderation ----------------------------------------------
+
+STATE_LABELS = {
+    "open": _l("Collecting supports"),
+    "evaluating": _l("Being evaluated"),
+    "accepted": _l("Accepted"),
+    "rejected": _l("Not accepted"),
+    "withdrawn": _l("Withdrawn"),
+}
+FLAG_LABELS = {
+    "spam": _l("Spam or advertising"),
+    "offensive": _l("Offensive or abusive"),
+    "off_topic": _l("Off topic"),
+    "other": _l("Something else"),
+}
+
+
+def _voice(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return _page(request, name, {"states": STATE_LABELS, "flag_reasons": FLAG_LABELS, **context}, status_code)
+
+
+def _person_of(user: Principal | None) -> int | None:
+    return user.person_id if user is not None else None
+
+
+@router.get("/voice/participate")
+def participate(
+    request: Request,
+    user: PageUser,
+    session: DbSession,
+    state: Annotated[str, Query(max_length=12)] = "",
+    order: Annotated[Literal["supports", "newest"], Query()] = "supports",
+) -> Response:
+    """Have your say: proposals (most supported or newest), open surveys, and city projects to rate."""
+    wanted_state = state if state in STATE_LABELS else None
+    found, total = proposals.listing(session, user, PageParams(limit=50), wanted_state, order)
+    context = {
+        "proposals": found,
+        "total": total,
+        "state": wanted_state or "",
+        "order": order,
+        "surveys": [s for s in surveys.listing(session, user) if s.state != "closed"],
+        "projects": projects.listing(session, _person_of(user)),
+    }
+    return _voice(request, "participate.html", context)
+
+
+@router.get("/voice/proposals/new")
+def proposal_form(request: Request, user: SignedIn) -> Response:
+    return _voice(request, "proposal_new.html", {"values": {}, "problem": None})
+
+
+@router.post("/voice/proposals", dependencies=[CsrfChecked])
+def propose(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    title: Annotated[str, Form(max_length=400)] = "",
+    body: Annotated[str, Form(max_length=16000)] = "",
+) -> Response:
+    values = {"title": title.strip(), "body": body.strip()}
+    try:
+        made = proposals.propose(session, user, schemas.ProposalIn(**values), domain_settings(VoiceSettings))
+    except ValidationError as exc:
+        problem = Problem(str(exc).splitlines()[0][:300], status=422)
+        return _voice(request, "proposal_new.html", {"values": values, "problem": problem}, 422)
+    except Problem as problem:
+        return _voice(request, "proposal_new.html", {"values": values, "problem": problem}, problem.status)
+    return RedirectResponse(f"/voice/proposals/{made.id}", status_code=303)
+
+
+@router.get("/voice/proposals/{proposal_id}")
+def proposal_page(request: Request, user: PageUser, session: DbSession, proposal_id: int) -> Response:
+    found = proposals.one(session, user, proposal_id)
+    thread, _total = proposals.comments(session, user, proposal_id, PageParams(limit=200))
+    context = {
+        "proposal": found,
+        "comments": thread,
+        "result": projects.detail(session, found.project, _person_of(user)) if found.project else None,
+        "can_answer": user is not None and user.has(proposals.ANSWER),
+        "support": proposals.supports_of(session, user, proposal_id, domain_settings(VoiceSettings))
+        if user is not None
+        else None,
+    }
+    return _voice(request, "proposal.html", context)
+
+
+@router.post("/voice/proposals/{proposal_id}/support", dependencies=[CsrfChecked])
+def support(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    proposal_id: int,
+    withdraw: Annotated[str, Form(max_length=3)] = "",
+) -> Response:
+    """Support (or, with withdraw=yes, take back the support); htmx swaps the support box in place."""
+    settings = domain_settings(VoiceSettings)
+    if withdraw == "yes":
+        counts = proposals.unsupport(session, user, proposal_id, settings)
+    else:
+        counts = proposals.support(session, user, proposal_id, settings)
+    if request.headers.get("HX-Request"):
+        found = proposals.one(session, user, proposal_id)
+        return _voice(request, "_support.html", {"proposal": found, "support": counts})
+    return RedirectResponse(f"/voice/proposals/{proposal_id}", status_code=303)
+
+
+@router.post("/voice/proposals/{proposal_id}/comments", dependencies=[CsrfChecked])
+def comment(
+    user: SignedIn,
+    session: DbSession,
+    proposal_id: int,
+    body: Annotated[str, Form(min_length=1, max_length=4000)],
+) -> Response:
+    made = proposals.comment(session, user, proposal_id, schemas.CommentIn(body=body))
+    return RedirectResponse(f"/voice/proposals/{proposal_id}#comment-{made.id}", status_code=303)
+
+
+@router.post("/voice/proposals/{proposal_id}/flags", dependencies=[CsrfChecked])
+def flag(
+    user: SignedIn,
+    session: DbSession,
+    proposal_id: int,
+    target: Annotated[str, Form(max_length=10)],
+    target_id: Annotated[int, Form(ge=1)],
+    reason: Annotated[str, Form(max_length=10)],
+) -> Response:
+    try:
+        given = schemas.FlagIn.model_validate({"target": target, "id": target_id, "reason": reason})
+    except ValidationError as exc:
+        raise Problem(str(exc).splitlines()[0][:300], status=422) from exc
+    proposals.flag(session, user, given, domain_settings(VoiceSettings))
+    return RedirectResponse(f"/voice/proposals/{proposal_id}?flagged=1", status_code=303)
+
+
+@router.post("/voice/proposals/{proposal_id}/withdraw", dependencies=[CsrfChecked])
+def withdraw(user: SignedIn, session: DbSession, proposal_id: int) -> Response:
+    proposals.withdraw(session, user, proposal_id)
+    return RedirectResponse(f"/voice/proposals/{proposal_id}", status_code=303)
+
+
+@router.post("/voice/proposals/{proposal_id}/answer", dependencies=[CsrfChecked])
+def answer(
+    user: SignedIn,
+    session: DbSession,
+    proposal_id: int,
+    state: Annotated[str, Form(max_length=12)],
+    answer: Annotated[str, Form(max_length=8000)],
+    project: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    try:
+        given = schemas.ProposalAnswerIn.model_validate(
+            {"state": state, "answer": answer.strip(), "project": project.strip() or None}
+        )
+    except ValidationError as exc:
+        raise Problem(str(exc).splitlines()[0][:300], status=422) from exc
+    proposals.answer(session, user, proposal_id, given)
+    return RedirectResponse(f"/voice/proposals/{proposal_id}", status_code=303)
+
+
+@router.get("/voice/projects/{code}")
+def project_page(request: Request, user: PageUser, session: DbSession, code: str) -> Response:
+    found = projects.detail(session, code, _person_of(user))
+    linked = [proposals.one(session, user, proposal_id) for proposal_id in found.proposals]
+    return _voice(request, "project.html", {"project": found, "proposals": linked})
+
+
+@router.post("/voice/projects/{code}/rating", dependencies=[CsrfChecked])
+def rate_project(
+    user: SignedIn,
+    session: DbSession,
+    code: str,
+    level: Annotated[int, Form(ge=1, le=5)],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    projects.rate(session, user, code, schemas.ProjectRatingIn(level=level, comment=comment))
+    return RedirectResponse(f"/voice/projects/{code}?rated=1", status_code=303)
+
+
+@router.get("/voice/surveys/{code}")
+def survey_page(request: Request, user: SignedIn, session: DbSession, code: str) -> Response:
+    return _survey_page(request, session, user, code, {}, None)
+
+
+def _survey_page(
+    request: Request,
+    session: Any,
+    user: Principal,
+    code: str,
+    values: dict[str, list[str]],
+    problem: Problem | None,
+) -> Response:
+    found = surveys.one(session, user, code)
+    results = None
+    if found.answered or found.state == "closed" or user.has(surveys.MANAGE):
+        try:
+            results = surveys.results(session, user, code)
+        except Forbidden:  # results kept for the organisers
+            results = None
+    context = {"survey": found, "results": results, "values": values, "problem": problem}
+    return _voice(request, "survey.html", context, problem.status if problem else 200)
+
+
+async def posted_fields(request: Request) -> dict[str, list[str]]:
+    fields, _files = await read_form(request, max_files=0)
+    return fields
+
+
+@router.post("/voice/surveys/{code}", dependencies=[CsrfChecked])
+def answer_survey(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    code: str,
+    fields: Annotated[dict[str, list[str]], Depends(posted_fields)],
+) -> Response:
+    found = surveys.one(session, user, code)
+    try:
+        surveys.answer(session, user, code, surveys.answers_from_form(found, fields))
+    except Problem as problem:
+        return _survey_page(request, session, user, code, fields, problem)
+    return RedirectResponse(f"/voice/surveys/{code}", status_code=303)
+
+
+@router.get("/console/voice/moderation")
+def moderation(request: Request, user: SignedIn, session: DbSession) -> Response:
+    found, total = proposals.flagged(session, user, PageParams(limit=100))
+    return _voice(request, "console_moderation.html", {"items": found, "total": total})
+
+
+@router.post("/console/voice/moderation/{target}/{target_id}", dependencies=[CsrfChecked])
+def moderate(
+    user: SignedIn,
+    session: DbSession,
+    target: str,
+    target_id: int,
+    hide: Annotated[str, Form(max_length=3)],
+) -> Response:
+    if target not in ("proposal", "comment"):
+        raise NotFound(_("No such step."))
+    decision = schemas.ModerationDecisionIn(hide=hide == "yes")
+    proposals.moderate(session, user, target, target_id, decision)  # type: ignore[arg-type]
+    return RedirectResponse("/console/voice/moderation", status_code=303)

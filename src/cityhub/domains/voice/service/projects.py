@@ -1,11 +1,13 @@
-"""Public ratings of city projects: the operator lists the projects, each resident rates a project once on
-the five-level scale with a comment (rating again replaces the earlier one), and anyone sees the count,
-the average and the distribution. The evaluation domain reads the summaries through the public face."""
+"""City projects: residents rate each project in public on the five-level scale with a comment (rating again
+replaces the earlier one) and anyone sees the count, the average and the distribution, which the evaluation
+domain reads through the public face. A project is also the result of the proposals it carries out: its
+milestones are planned with dates, and reaching one moves the project's progress to the milestone's %."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal, get_organization, get_organization_by_code, require_citywide
 from cityhub.domains.voice import schemas
-from cityhub.domains.voice.models import Project, ProjectRating
+from cityhub.domains.voice.models import Milestone, Project, ProjectRating, Proposal
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
-from cityhub.kernel.errors import Forbidden, NotFound
+from cityhub.kernel.errors import Conflict, Forbidden, NotFound
 from cityhub.kernel.i18n import gettext as _
 
 MANAGE = "voice.projects.manage"
@@ -32,6 +34,7 @@ class ProjectRatingSummary:
     ratings: int
     average: float | None
     distribution: dict[int, int]
+    progress: int  # how far the project is, 0-100 %
 
 
 def save(session: Session, principal: Principal, given: schemas.ProjectIn) -> schemas.ProjectOut:
@@ -83,6 +86,84 @@ def listing(session: Session, person_id: int | None) -> list[schemas.ProjectOut]
 
 def one(session: Session, code: str, person_id: int | None) -> schemas.ProjectOut:
     return project_out(session, _project(session, code), person_id)
+
+
+def detail(session: Session, code: str, person_id: int | None) -> schemas.ProjectDetailOut:
+    """A project with its result: progress, milestones in date order and the proposals it carries out."""
+    project = _project(session, code)
+    milestones = session.scalars(
+        select(Milestone).where(Milestone.project_id == project.id).order_by(Milestone.due_on, Milestone.id)
+    )
+    carried = session.scalars(
+        select(Proposal.id)
+        .where(Proposal.project_id == project.id, Proposal.hidden_at.is_(None))
+        .order_by(Proposal.id)
+    )
+    return schemas.ProjectDetailOut(
+        **project_out(session, project, person_id).model_dump(),
+        progress=project.progress,
+        milestones=[schemas.MilestoneOut.model_validate(m) for m in milestones],
+        proposals=list(carried),
+    )
+
+
+def add_milestone(
+    session: Session, principal: Principal, code: str, given: schemas.MilestoneIn
+) -> schemas.MilestoneOut:
+    require_citywide(principal, MANAGE)
+    project = _project(session, code)
+    milestone = Milestone(project_id=project.id, **given.model_dump(), reached_on=None)
+    session.add(milestone)
+    session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="voice.project.milestone_planned",
+        object_type="voice_project",
+        object_id=project.code,
+        details={"milestone": milestone.id, "title": milestone.title, "progress": milestone.progress},
+    )
+    return schemas.MilestoneOut.model_validate(milestone)
+
+
+def reach_milestone(
+    session: Session,
+    principal: Principal,
+    code: str,
+    milestone_id: int,
+    given: schemas.MilestoneReachedIn,
+    timezone: str,
+) -> schemas.ProjectDetailOut:
+    """Mark a milestone reached (once); progress only moves forward, so steps reached out of order never
+    take it back."""
+    require_citywide(principal, MANAGE)
+    project = _project(session, code)
+    milestone = session.get(Milestone, milestone_id)
+    if milestone is None or milestone.project_id != project.id:
+        raise NotFound(_("Milestone %(id)s does not exist.", id=milestone_id))
+    reached_on = given.reached_on or utcnow().astimezone(ZoneInfo(timezone)).date()
+    marked = session.execute(
+        update(Milestone)
+        .where(Milestone.id == milestone.id, Milestone.reached_on.is_(None))
+        .values(reached_on=reached_on)
+    )
+    if marked.rowcount == 0:  # type: ignore[attr-defined]
+        raise Conflict(_("This milestone was already reached."), slug="milestone-reached")
+    session.execute(
+        update(Project)
+        .where(Project.id == project.id, Project.progress < milestone.progress)
+        .values(progress=milestone.progress)
+    )
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="voice.project.milestone_reached",
+        object_type="voice_project",
+        object_id=project.code,
+        details={"milestone": milestone.id, "reached_on": reached_on.isoformat()},
+    )
+    session.expire_all()
+    return detail(session, code, None)
 
 
 def _project(session: Session, code: str) -> Project:
@@ -145,6 +226,7 @@ def project_rating_summaries(session: Session, since: datetime | None = None) ->
                 sum(distribution.values()),
                 _average(distribution),
                 distribution,
+                project.progress,
             )
         )
     return summaries
