@@ -15,6 +15,10 @@ Then a real server (`cityhub serve`, one worker) answers, one request at a time:
 Prints one JSON document with p50/p95 (ms) per request kind.
 Usage: .venv/bin/python bench/voice_queue.py [--tickets 1000000] [--requests 100]
        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--no-sqlite]
+       [--sqlite-file PATH] [--only queue|assessment]
+``--sqlite-file``: bench SQLite in that file, kept afterwards: filled when it does not exist, else reused as
+filled before (migrated to head, the model's missing indexes created, ANALYZE; ``--tickets`` is then what it
+holds). ``--only``: measure only the queue pages or only the assessment (the other section stays empty).
 Targets: queue page p95 <= 100 ms, assessment p95 <= 300 ms.
 """
 
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -52,6 +57,7 @@ from cityhub.domains.voice.models import Category, Ticket
 from cityhub.domains.voice.service import categories
 from cityhub.kernel.db import Database
 from cityhub.kernel.security import hash_password
+from cityhub.migrations import upgrade_engine
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEPARTMENTS = 20
@@ -345,47 +351,95 @@ def timed(
     }
 
 
-def bench_backend(backend: str, count: int, requests: int) -> dict[str, Any]:
+@contextmanager
+def kept_sqlite(path: Path) -> Iterator[str]:
+    """The URL of a SQLite database in ``path``, migrated to head; kept afterwards."""
+    url = f"sqlite:///{path.resolve()}"
+    database = Database.from_url(url)
+    upgrade_engine(database.engine)
+    database.dispose()
+    yield url
+
+
+def reuse(url: str) -> tuple[int, list[str]]:
+    """A database filled before: the model's indexes it lacks created, ANALYZE; its ticket count."""
+    database = Database.from_url(url)
+    engine = database.engine
+    present = {index["name"] for index in inspect(engine).get_indexes("voice_ticket")}
+    missing = [index for index in cast(Table, Ticket.__table__).indexes if index.name not in present]
+    for index in missing:
+        index.create(engine)
+    with engine.begin() as connection:
+        if missing:
+            connection.exec_driver_sql("ANALYZE")
+        count = int(connection.exec_driver_sql("SELECT count(*) FROM voice_ticket").scalar_one())
+    database.dispose()
+    return count, sorted(str(index.name) for index in missing)
+
+
+def bench_backend(
+    backend: str, count: int, requests: int, sqlite_file: Path | None = None, only: str | None = None
+) -> dict[str, Any]:
     now = datetime.now(UTC)
-    with harness.fresh_database(backend) as url, tempfile.TemporaryDirectory() as var_dir:
-        city = load_city(url)
-        fill_seconds, created = fill(url, count, city, now)
+    filled = sqlite_file is not None and backend == "sqlite" and sqlite_file.exists()
+    database = (
+        kept_sqlite(sqlite_file)
+        if sqlite_file is not None and backend == "sqlite"
+        else harness.fresh_database(backend)
+    )
+    with database as url, tempfile.TemporaryDirectory() as var_dir:
+        if filled:
+            fill_seconds = 0.0
+            count, created = reuse(url)
+        else:
+            city = load_city(url)
+            fill_seconds, created = fill(url, count, city, now)
         result: dict[str, Any] = {
             "tickets": count,
             "fill_s": round(fill_seconds, 1),
             "indexes_not_in_migrations_yet": created,
         }
+        if filled:
+            result["reused"] = str(sqlite_file)
         with harness.running_server(harness.server_env(url, var_dir), workers=1) as base:
             staff = logged_in(base, "staff0")
-            first = staff.get("/console/voice")
-            first.raise_for_status()
-            after = re.search(r'href="/console/voice\?([^"]*after=[^"]*)"', first.text)
-            queue = {
-                "department_open": timed(staff, "/console/voice", requests),
-                "department_overdue": timed(staff, "/console/voice?due=overdue", requests),
-                "department_closed": timed(staff, "/console/voice?status=closed", requests),
-            }
-            if after:
-                queue["department_page_2"] = timed(
-                    staff, "/console/voice?" + after.group(1).replace("&amp;", "&"), requests
-                )
             operator = logged_in(base, "operator0")
-            queue["operator_open"] = timed(operator, "/console/voice", requests)
+            queue: dict[str, Any] = {}
+            if only in (None, "queue"):
+                first = staff.get("/console/voice")
+                first.raise_for_status()
+                after = re.search(r'href="/console/voice\?([^"]*after=[^"]*)"', first.text)
+                queue = {
+                    "department_open": timed(staff, "/console/voice", requests),
+                    "department_overdue": timed(staff, "/console/voice?due=overdue", requests),
+                    "department_closed": timed(staff, "/console/voice?status=closed", requests),
+                }
+                if after:
+                    queue["department_page_2"] = timed(
+                        staff, "/console/voice?" + after.group(1).replace("&amp;", "&"), requests
+                    )
+                queue["operator_open"] = timed(operator, "/console/voice", requests)
             api = httpx.Client(base_url=base, timeout=60)
-            operator_key, staff_key = bearer(base, "operator0"), bearer(base, "staff0")
-            path = "/api/v1/voice/assessment"
-            assessment = {
-                "city_this_month": timed(api, f"{path}?period=month", requests, operator_key),
-                "city_last_month": timed(api, f"{path}?period=last_month", requests, operator_key),
-                "city_this_quarter": timed(api, f"{path}?period=quarter", requests, operator_key),
-                "department_this_month": timed(api, f"{path}?period=month", requests, staff_key),
-            }
-            figures = api.get(f"{path}?period=last_month", headers=operator_key).json()["city"]
-            result["last_month_city_figures"] = figures
+            assessment: dict[str, Any] = {}
+            result["last_month_city_figures"] = None
+            if only in (None, "assessment"):
+                operator_key, staff_key = bearer(base, "operator0"), bearer(base, "staff0")
+                path = "/api/v1/voice/assessment"
+                assessment = {
+                    "city_this_month": timed(api, f"{path}?period=month", requests, operator_key),
+                    "city_last_month": timed(api, f"{path}?period=last_month", requests, operator_key),
+                    "city_this_quarter": timed(api, f"{path}?period=quarter", requests, operator_key),
+                    "department_this_month": timed(api, f"{path}?period=month", requests, staff_key),
+                }
+                figures = api.get(f"{path}?period=last_month", headers=operator_key).json()["city"]
+                result["last_month_city_figures"] = figures
             result["queue_page"] = queue
             result["assessment_api"] = assessment
-            dashboard = timed(operator, "/console/voice/assessment?period=month", max(10, requests // 5))
-            result["assessment_page_operator"] = dashboard
+            result["assessment_page_operator"] = (
+                timed(operator, "/console/voice/assessment?period=month", max(10, requests // 5))
+                if only in (None, "assessment")
+                else {}
+            )
             for client in (staff, operator, api):
                 client.close()
     return result
@@ -397,6 +451,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server: bench there too")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--sqlite-file", type=Path, help="a SQLite file to bench in and keep: filled if absent, else reused"
+    )
+    parser.add_argument("--only", choices=("queue", "assessment"), help="measure only this part")
     args = parser.parse_args()
     backends = [] if args.no_sqlite else ["sqlite"]
     if args.postgres:
@@ -406,7 +464,10 @@ def main() -> None:
         "benchmark": "voice_queue",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "targets_p95_ms": {"queue_page": 100, "assessment_api": 300},
-        "results": {backend: bench_backend(backend, args.tickets, args.requests) for backend in backends},
+        "results": {
+            backend: bench_backend(backend, args.tickets, args.requests, args.sqlite_file, args.only)
+            for backend in backends
+        },
     }
     print(json.dumps(results, indent=2, ensure_ascii=False))
 

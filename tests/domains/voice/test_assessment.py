@@ -120,6 +120,35 @@ def test_days_are_the_city_s_local_days(client: TestClient, database: Database, 
     assert april["city"]["received"] == 1 and len(april["daily"]) == 30
 
 
+def test_days_and_communities_add_up_over_the_period(
+    client: TestClient, database: Database, hotline: Hotline
+) -> None:
+    """A community's figures are its tickets of every day of the period; a ticket with no community counts
+    for its day only, a merged one nowhere; a department's map shows its own tickets."""
+    housing = [report(client, hotline.resident).json()["number"] for _ in range(4)]
+    police = report(client, hotline.resident, category="05.01", type="help", lon=120.3001).json()["number"]
+    _set(database, housing[0], created_at=datetime(2026, 3, 30, 2, 0, tzinfo=UTC), status="closed")
+    _set(database, housing[1], created_at=datetime(2026, 3, 31, 15, 59, tzinfo=UTC))  # 23:59 in Shanghai
+    _set(database, housing[2], created_at=datetime(2026, 3, 31, 16, 0, tzinfo=UTC), org_unit_id=None)
+    _set(database, housing[3], created_at=datetime(2026, 3, 31, 17, 0, tzinfo=UTC), status="merged")
+    _set(database, police, created_at=datetime(2026, 4, 1, 3, 0, tzinfo=UTC), status="closed")
+    period = {"from": "2026-03-30", "to": "2026-04-01"}
+    city = client.get(f"{API}/assessment", params=period, headers=hotline.operator).json()
+    assert [(d["day"], d["received"], d["closed"]) for d in city["daily"]] == [
+        ("2026-03-30", 1, 1),
+        ("2026-03-31", 1, 0),
+        ("2026-04-01", 2, 1),
+    ]
+    assert [(c["community"], c["received"], c["closed"]) for c in city["communities"]] == [
+        ("Ma", 2, 1),
+        ("Mb", 1, 1),
+    ]
+    assert city["city"]["received"] == 4
+    mine = client.get(f"{API}/assessment", params=period, headers=hotline.housing).json()
+    assert [(d["received"], d["closed"]) for d in mine["daily"]] == [(1, 1), (1, 0), (1, 0)]
+    assert [(c["community"], c["received"], c["closed"]) for c in mine["communities"]] == [("Ma", 2, 1)]
+
+
 def test_period_presets() -> None:
     tz = "Asia/Shanghai"
     today = date(2026, 5, 20)

@@ -32,10 +32,12 @@ indexes so that no pass sorts the period's tickets (``GROUP BY`` over an index i
   created_at, status`` and the rates' columns), probed with the lists of departments, categories and
   types, read from the index alone; departments, categories (top-level branches) and types are summed from
   these groups. The operator's department list comes from index seeks (``min(organization_id) > x``);
-- per local day: one aggregate per day over its [midnight, midnight) range of ``ix_voice_ticket_received``
-  (``created_at, status, organization_id, org_unit_id``), the midnights computed in the city's zone, so the
-  same SQL is exact on SQLite and PostgreSQL whatever the zone;
-- per community: ``GROUP BY org_unit_id`` over the same index.
+- per local day and per community, in one pass: for each day, ``GROUP BY org_unit_id`` over its [midnight,
+  midnight) range of ``ix_voice_ticket_received`` (``created_at, status, organization_id, org_unit_id``), the
+  midnights computed in the city's zone, so the same SQL is exact on SQLite and PostgreSQL whatever the
+  zone; a day is the sum of its communities (the tickets with none as the NULL group), a community the sum
+  of its days. SQLite sorts to group: a day's tickets sorted at a time cost far less than a quarter's at
+  once (measured: the one-statement ``GROUP BY org_unit_id`` was a third of a quarter's time).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal, get_organization, get_organization_by_code, get_unit
@@ -131,7 +133,7 @@ class Scores:
     satisfied: int = 0
 
     def add(self, other: Scores) -> None:
-        for name in (f.name for f in fields(self)):
+        for name in SCORE_NAMES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -145,6 +147,9 @@ class Scores:
 
     def as_json(self) -> dict[str, Any]:
         return {**{f.name: getattr(self, f.name) for f in fields(self)}, **self.rates}
+
+
+SCORE_NAMES = tuple(f.name for f in fields(Scores))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -200,10 +205,10 @@ def assess(
             total.add(scores)
         waiting = by_department.get(None)
         found.city = {**total.as_json(), "undispatched": waiting.received if waiting else 0}
-    found.daily = _daily(session, period, in_scope)
+    found.daily, per_unit = _per_day_and_community(session, period, in_scope)
     found.categories = _branches(session, by_category)
     found.types = dict(sorted(by_type.items()))
-    found.communities = _communities(session, [*received, *in_scope])
+    found.communities = _communities(session, per_unit)
     return found
 
 
@@ -246,7 +251,7 @@ def _scores(
         _count(or_(signed, Ticket.sign_due_at < now)),  # for a department (see below)
         _count(Ticket.signed_at <= Ticket.sign_due_at),
         _count(or_(replied, Ticket.deadline_at < now)),
-        _count(and_(replied, Ticket.replied_at <= Ticket.deadline_at)),
+        _count(Ticket.replied_at <= Ticket.deadline_at),  # NULL (not answered) is not counted
         _count(or_(closed, Ticket.deadline_at < now)),
         func.count(Ticket.satisfaction),
         _count(Ticket.satisfaction >= SATISFIED_LEVEL),
@@ -292,27 +297,44 @@ def _departments_with_tickets(session: Session) -> list[int]:
 DAYS_PER_STATEMENT = 100
 
 
-def _daily(session: Session, period: Period, in_scope: Sequence[ColumnElement[bool]]) -> list[dict[str, Any]]:
-    """Received and closed per local day: an aggregate over each day's range, as one UNION ALL."""
+def _per_day_and_community(
+    session: Session, period: Period, in_scope: Sequence[ColumnElement[bool]]
+) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+    """Received and closed per local day, and per community: an aggregate per community over each day's
+    range, as one UNION ALL. The days are summed from their communities (the tickets with none included,
+    as the NULL group); the communities from their days. Each member sorts only its day's tickets: one
+    GROUP BY org_unit_id over the whole period would sort them all at once, several times slower on
+    SQLite."""
     zone = ZoneInfo(period.tz)
     days = period.days()
-    counted: dict[int, tuple[int, int]] = {}
+    daily = [[0, 0] for _ in days]
+    per_unit: dict[int, list[int]] = {}
+    closed = _count(Ticket.status == "closed")
     for first in range(0, len(days), DAYS_PER_STATEMENT):
         parts = []
         for index in range(first, min(first + DAYS_PER_STATEMENT, len(days))):
             start = datetime.combine(days[index], time(), zone)
             end = datetime.combine(days[index] + timedelta(days=1), time(), zone)
             parts.append(
-                select(literal(index), func.count(), _count(Ticket.status == "closed")).where(
+                select(literal(index), Ticket.org_unit_id, func.count(), closed)
+                .where(
                     Ticket.created_at >= start, Ticket.created_at < end, Ticket.status != "merged", *in_scope
                 )
+                .group_by(Ticket.org_unit_id)
             )
-        for index, received, closed in session.execute(union_all(*parts)):
-            counted[int(index)] = (int(received or 0), int(closed or 0))
-    return [
-        {"day": day.isoformat(), "received": counted[n][0], "closed": counted[n][1]}
-        for n, day in enumerate(days)
+        for index, unit_id, received, closed_count in session.execute(union_all(*parts)):
+            counts = (int(received or 0), int(closed_count or 0))
+            day = daily[int(index)]
+            day[0] += counts[0]
+            day[1] += counts[1]
+            if unit_id is not None:
+                unit = per_unit.setdefault(int(unit_id), [0, 0])
+                unit[0] += counts[0]
+                unit[1] += counts[1]
+    series = [
+        {"day": day.isoformat(), "received": daily[n][0], "closed": daily[n][1]} for n, day in enumerate(days)
     ]
+    return series, per_unit
 
 
 def _branches(session: Session, by_category: dict[int, int]) -> list[dict[str, Any]]:
@@ -335,15 +357,10 @@ def _branches(session: Session, by_category: dict[int, int]) -> list[dict[str, A
     ]
 
 
-def _communities(session: Session, conditions: Sequence[ColumnElement[bool]]) -> list[dict[str, Any]]:
+def _communities(session: Session, per_unit: dict[int, list[int]]) -> list[dict[str, Any]]:
     """Received and closed per community, at the community's centre, most first."""
-    rows = session.execute(
-        select(Ticket.org_unit_id, func.count(), _count(Ticket.status == "closed"))
-        .where(*conditions, Ticket.org_unit_id.is_not(None))
-        .group_by(Ticket.org_unit_id)
-    ).all()
     places = []
-    for unit_id, received, closed in rows:
+    for unit_id, (received, closed) in per_unit.items():
         unit = get_unit(session, unit_id)
         centre = _centre(unit.lon, unit.lat, unit.boundary)
         if centre is None:
