@@ -255,6 +255,7 @@ class Bridge:
         if urlsplit(self.section.mqtt_url).scheme == "mqtts":
             client.tls_set()
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -267,6 +268,14 @@ class Bridge:
             log.error("the MQTT broker refused the bridge: %s", reason)
             return
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[Any], _props: Any
+    ) -> None:
+        # Only the SUBACK makes the subscription real: a message published before it reaches no session.
+        if any(reason.is_failure for reason in reasons):
+            log.error("the MQTT broker refused the subscription to %s: %s", self.topic, reasons)
+            return
         self.subscribed.set()
         log.info("subscribed to %s", self.topic)
 
