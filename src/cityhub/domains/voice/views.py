@@ -35,7 +35,7 @@ from cityhub.domains.voice.settings import VoiceSettings
 from cityhub.kernel.errors import Forbidden, NotFound, Problem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
-from cityhub.kernel.pagination import PageParams
+from cityhub.kernel.pagination import Page, PageParams, Paging
 from cityhub.kernel.settings import domain_settings
 from cityhub.kernel.uploads import Upload, read_form
 from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, render
@@ -432,18 +432,19 @@ def participate(
     request: Request,
     user: PageUser,
     session: DbSession,
+    paging: Paging,
     state: Annotated[str, Query(max_length=12)] = "",
     order: Annotated[Literal["supports", "newest"], Query()] = "supports",
 ) -> Response:
-    """Have your say: proposals (most supported or newest), open surveys, and city projects to rate."""
+    """Have your say: surveys (the ended ones with their results), proposals (most supported or newest, a
+    page at a time) and city projects to rate."""
     wanted_state = state if state in STATE_LABELS else None
-    found, total = proposals.listing(session, user, PageParams(limit=50), wanted_state, order)
+    found, total = proposals.listing(session, user, paging, wanted_state, order)
     context = {
-        "proposals": found,
-        "total": total,
+        "proposals": Page(items=found, total=total, limit=paging.limit, offset=paging.offset),
         "state": wanted_state or "",
         "order": order,
-        "surveys": [s for s in surveys.listing(session, user) if s.state != "closed"],
+        "surveys": surveys.listing(session, user),
         "projects": projects.listing(session, _person_of(user)),
     }
     return _voice(request, "participate.html", context)
