@@ -166,6 +166,47 @@ def test_search_ranks_by_matched_terms_and_pages(client, loaded) -> None:
     assert client.get(f"{API}/items", params={"q": "x" * 201}).status_code == 422
 
 
+def test_search_pages_carry_each_item_as_the_item_route_shows_it(client, operator) -> None:
+    """The page is ranked on ids and its wide rows, codes and life events joined in one statement: each item
+    must still be the whole item, its life events once each and in catalogue order."""
+    catalogue = copy.deepcopy(CATALOGUE)
+    balance = next(item for item in catalogue["items"] if item["code"] == "gjj-balance")
+    balance["life_events"] = ["retiring", "buying-a-home"]
+    balance["fields"] = [{"key": "balance", "label": {"zh_CN": "余额", "en": "Balance"}, "type": "money"}]
+    assert client.post(f"{API}/catalogue", json=catalogue, headers=operator).status_code == 200
+    shown = client.get(f"{API}/items/gjj-balance").json()
+    assert shown["life_events"] == ["buying-a-home", "retiring"] and shown["fields"][0]["type"] == "money"
+    for params in (
+        {"q": "公积金"},
+        {"q": "公积金 护照 养老"},
+        {},
+        {"q": "公积金", "life_event": "retiring"},
+        {"q": "公积金", "kind": "query", "department": "gjj", "category": "housing"},
+        {"q": "社保", "include_unpublished": "true"},
+    ):
+        page = client.get(f"{API}/items", params=params | {"limit": 200}, headers=operator).json()
+        assert page["total"] == len(page["items"]) > 0, params
+        for item in page["items"]:
+            assert item == client.get(f"{API}/items/{item['code']}", headers=operator).json() or (
+                item["code"] == "rsj-hidden" and not item["published"]
+            )
+    assert codes(client.get(f"{API}/items", params={"q": "公积金", "life_event": "retiring"})) == [
+        "gjj-balance"
+    ]
+    assert codes(client.get(f"{API}/items", params={"q": "公积金 护照 养老", "limit": 2, "offset": 1})) == [
+        codes(client.get(f"{API}/items", params={"q": "公积金 护照 养老"}))[i] for i in (1, 2)
+    ]
+
+
+def test_a_search_page_past_the_end_still_counts_and_paging_is_checked(client, loaded) -> None:
+    past = client.get(f"{API}/items", params={"q": "公积金", "offset": 5})
+    assert past.status_code == 200 and past.headers["content-type"] == "application/json"
+    assert past.json() == {"items": [], "total": 2, "limit": 50, "offset": 5}
+    assert client.get(f"{API}/items", params={"offset": 50}).json()["total"] == 5
+    for wrong in ({"limit": 0}, {"limit": 201}, {"offset": -1}):
+        assert client.get(f"{API}/items", params=wrong).status_code == 422, wrong
+
+
 def test_favourites_and_recently_used_belong_to_the_signed_in_resident(
     client, database, town, loaded
 ) -> None:

@@ -5,10 +5,10 @@ then by the weight of the fields they match in (name, keywords, summary), then b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import BindParameter, Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.services.models import Item, SearchTerm
@@ -49,8 +49,15 @@ def reindex(session: Session, items: Iterable[Item]) -> None:
         session.execute(insert(SearchTerm), rows)
 
 
-def ranked(statement: Select[Any], terms: list[str]) -> Select[Any]:
-    """``statement`` (over Item) restricted to items matching any of ``terms``, best matches first."""
+def ranked(
+    statement: Select[*tuple[Any, ...]], terms: Sequence[str] | BindParameter[Any]
+) -> Select[*tuple[Any, ...]]:
+    """``statement`` (over Item) restricted to items matching any of ``terms`` (or of an expanding bound
+    parameter given them when the statement runs), best matches first.
+
+    The scores are added as the columns ``matched`` and ``weight``, so that a statement reading the ranked
+    rows (a page of them in a subquery, say) can keep their order: matched terms, weight, catalogue order.
+    The scores are summed per item from the index alone (its covering index on term, item and weight)."""
     scores = (
         select(
             SearchTerm.item_id,
@@ -61,6 +68,8 @@ def ranked(statement: Select[Any], terms: list[str]) -> Select[Any]:
         .group_by(SearchTerm.item_id)
         .subquery()
     )
-    return statement.join(scores, scores.c.item_id == Item.id).order_by(
-        scores.c.matched.desc(), scores.c.weight.desc(), Item.position, Item.id
+    return (
+        statement.add_columns(scores.c.matched, scores.c.weight)
+        .join(scores, scores.c.item_id == Item.id)
+        .order_by(scores.c.matched.desc(), scores.c.weight.desc(), Item.position, Item.id)
     )
