@@ -17,7 +17,8 @@ class PageParams(BaseModel):
     offset: int = 0
 
 
-def _page_params(
+# async: FastAPI runs a sync dependency in a pool thread, a hop per request for a pure function.
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page.")] = 50,
     offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
 ) -> PageParams:
