@@ -10,10 +10,11 @@ from httpx import Response
 
 from cityhub.kernel.db import Database
 from tests.domains.voice.hotline import API, Hotline, build_hotline
-from tests.domains.voice.test_surveys import PARK
+from tests.domains.voice.test_surveys import PARK, when
 from tests.web.factories import HTML, csrf_token, login
 
 PAGE = "/voice/surveys/park-2026"
+PAGE_API = f"{API}/surveys/park-2026"
 ENGLISH = {**HTML, "Accept-Language": "en"}
 
 
@@ -69,3 +70,21 @@ def test_a_resident_answers_on_the_page_once_and_sees_the_results(
     assert results["responses"] == 1 and results["questions"][2]["distribution"]["4"] == 1
     assert results["questions"][3]["texts"] == ["多些树荫"]
     assert client.get("/voice/surveys/nope", headers=HTML).status_code == 404
+
+
+def test_anyone_sees_a_survey_and_its_public_results_once_ended(client: TestClient, hotline: Hotline) -> None:
+    assert client.post(f"{API}/surveys", json=PARK, headers=hotline.operator).status_code == 200
+    answers = {"visits": "daily", "wants": ["toilets"], "score": 4}
+    answered = client.post(f"{PAGE_API}/responses", json={"answers": answers}, headers=hotline.resident)
+    assert answered.status_code == 201
+    open_page = client.get(PAGE, headers=HTML)
+    assert open_page.status_code == 200 and f"/login?next={PAGE}" in open_page.text  # log in to answer
+    assert 'name="visits"' not in open_page.text and "每天" not in open_page.text.split("<h1>")[1]
+    ended = {**PARK, "opens_at": when(-3), "closes_at": when(-1)}
+    assert client.post(f"{API}/surveys", json=ended, headers=hotline.operator).status_code == 200
+    results = client.get(PAGE, headers=HTML)
+    assert results.status_code == 200 and "已截止" in results.text and 'name="visits"' not in results.text
+    assert "%" in results.text  # the bars of the public results
+    private = {**ended, "results_public": False}
+    assert client.post(f"{API}/surveys", json=private, headers=hotline.operator).status_code == 200
+    assert client.get(PAGE, headers=HTML).status_code == 200  # the survey, without its results

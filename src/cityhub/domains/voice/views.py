@@ -577,21 +577,23 @@ def rate_project(
 
 
 @router.get("/voice/surveys/{code}")
-def survey_page(request: Request, user: SignedIn, session: DbSession, code: str) -> Response:
+def survey_page(request: Request, user: PageUser, session: DbSession, code: str) -> Response:
+    """A survey: its form for a signed-in resident, and its results once answered or ended (public results
+    are shown to anyone, signed in or not)."""
     return _survey_page(request, session, user, code, {}, None)
 
 
 def _survey_page(
     request: Request,
     session: Any,
-    user: Principal,
+    user: Principal | None,
     code: str,
     values: dict[str, list[str]],
     problem: Problem | None,
 ) -> Response:
     found = surveys.one(session, user, code)
     results = None
-    if found.answered or found.state == "closed" or user.has(surveys.MANAGE):
+    if found.answered or found.state == "closed" or (user is not None and user.has(surveys.MANAGE)):
         try:
             results = surveys.results(session, user, code)
         except Forbidden:  # results kept for the organisers
