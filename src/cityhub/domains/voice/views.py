@@ -560,7 +560,7 @@ def answer(
 @router.get("/voice/projects/{code}")
 def project_page(request: Request, user: PageUser, session: DbSession, code: str) -> Response:
     found = projects.detail(session, code, _person_of(user))
-    linked = [proposals.one(session, user, proposal_id) for proposal_id in found.proposals]
+    linked = proposals.several(session, user, found.proposals)
     return _voice(request, "project.html", {"project": found, "proposals": linked})
 
 

@@ -145,6 +145,12 @@ def one(session: Session, principal: Principal | None, proposal_id: int) -> sche
     return _shape(session, [_get(session, principal, proposal_id)], principal)[0]
 
 
+def several(session: Session, principal: Principal | None, ids: Sequence[int]) -> list[schemas.ProposalOut]:
+    """The proposals of ``ids`` the caller may see, in id order, shaped together (one set of lookups)."""
+    rows = session.scalars(_visible(principal).where(Proposal.id.in_(ids)).order_by(Proposal.id)).all()
+    return _shape(session, rows, principal)
+
+
 def withdraw(session: Session, principal: Principal, proposal_id: int) -> schemas.ProposalOut:
     """The author takes a proposal back before the city answers it; its supporters get their supports back."""
     proposal = _get(session, principal, proposal_id)
