@@ -176,3 +176,11 @@ class Database:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def upsert_into(session: Session, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update`` for the session's database (both
+    dialects spell it the same way; the portable ``insert`` has neither)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)

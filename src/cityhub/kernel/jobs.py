@@ -30,10 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, and_, delete, event, func, insert, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
-from cityhub.kernel.db import Database, is_postgres, utcnow
+from cityhub.kernel.db import Database, is_postgres, upsert_into, utcnow
 from cityhub.kernel.domain import PeriodicJob
 from cityhub.kernel.models import JOB_STATUSES, Job
 from cityhub.kernel.settings import Settings
@@ -188,9 +187,8 @@ def _json_object(payload: Mapping[str, Any]) -> dict[str, Any]:
 def _insert_unless_duplicate(session: Session, values: dict[str, Any]) -> int | None:
     if values["dedupe_key"] is None:
         return session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one()
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
     statement = (
-        dialect_insert(Job)
+        upsert_into(session, Job)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Job.id)

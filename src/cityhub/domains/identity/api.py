@@ -29,6 +29,7 @@ from cityhub.kernel import audit
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging, fetch_page, page_of
+from cityhub.kernel.qr import qr_svg
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import public_key_pem
 from cityhub.kernel.web import (
@@ -283,7 +284,7 @@ def my_card(principal: CurrentPrincipal, session: DbSession, settings: AppSettin
     person = people.get_person(session, _own_person_id(principal))
     identity = identity_settings()
     issued = card.issue_card(person, card.signing_key(settings, identity), identity.card_token_seconds)
-    return schemas.CardOut(token=issued.token, expires_at=issued.expires_at, qr_svg=card.qr_svg(issued.token))
+    return schemas.CardOut(token=issued.token, expires_at=issued.expires_at, qr_svg=qr_svg(issued.token))
 
 
 @router.post("/card/revoke", status_code=status.HTTP_204_NO_CONTENT, summary="Invalidate all my card codes")

@@ -45,6 +45,7 @@ from cityhub.kernel.i18n import get_locale
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import Page, PageParams, Paging, fetch_page
+from cityhub.kernel.qr import qr_svg
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.web import (
     AppSettings,
@@ -263,7 +264,7 @@ def _card_code(person: Person, settings: AppSettings) -> dict[str, Any]:
     issued = card.issue_card(person, card.signing_key(settings, identity), identity.card_token_seconds)
     lifetime = identity.card_token_seconds
     return {
-        "qr_svg": Markup(card.qr_svg(issued.token)),  # noqa: S704 - segno's SVG of our own token
+        "qr_svg": Markup(qr_svg(issued.token)),  # noqa: S704 - segno's SVG of our own token
         "expires_at": issued.expires_at,
         "seconds_left": lifetime,
         "refresh_seconds": max(5, min(60, lifetime // 2)),

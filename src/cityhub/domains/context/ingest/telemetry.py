@@ -28,7 +28,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.errors import BadRequestData
@@ -70,7 +69,7 @@ from cityhub.domains.context.store.document import (
     parse_datetime,
     timestamp,
 )
-from cityhub.kernel.db import is_postgres, utcnow
+from cityhub.kernel.db import upsert_into, utcnow
 from cityhub.kernel.errors import Conflict, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.jobs import JobContext
@@ -237,9 +236,8 @@ def ingest(
 
 def claim_message(session: Session, gateway: str, message_id: str) -> bool:
     """Record the message as received; False when this gateway sent it before (a redelivery)."""
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
     statement = (
-        dialect_insert(IngestReceipt)
+        upsert_into(session, IngestReceipt)
         .values(gateway=gateway[:200], message_id=message_id[:200], received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["gateway", "message_id"])
         .returning(IngestReceipt.message_id)

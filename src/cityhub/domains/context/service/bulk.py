@@ -25,7 +25,6 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.models import AttributeInstance, Entity, EntityType
@@ -38,7 +37,7 @@ from cityhub.domains.context.store.document import (
     timestamp,
 )
 from cityhub.kernel import jsontext
-from cityhub.kernel.db import is_postgres
+from cityhub.kernel.db import is_postgres, upsert_into
 
 GEO_COLUMNS = ("geo_min_lon", "geo_min_lat", "geo_max_lon", "geo_max_lat", "geo_cell")
 HISTORY_COLUMNS = (
@@ -268,7 +267,6 @@ def insert_entities(
     if not entities:
         return set()
     table = table_of(Entity)
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
     rows = [
         {
             "tenant_id": tenant.id,
@@ -283,7 +281,7 @@ def insert_entities(
         for entity in entities
     ]
     statement = (
-        dialect_insert(table)
+        upsert_into(session, table)
         .on_conflict_do_nothing(index_elements=["tenant_id", "entity_id"])
         .returning(table.c.pk, table.c.entity_id)
     )

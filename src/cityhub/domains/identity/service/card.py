@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
@@ -128,8 +127,3 @@ def revoke_cards(session: Session, person: Person, actor: str) -> None:
     audit.record(
         session, actor=actor, action="identity.card.revoked", object_type="person", object_id=str(person.id)
     )
-
-
-def qr_svg(token: str) -> str:
-    """An inline SVG QR code of the token (error correction M: survives a scratched screen)."""
-    return str(segno.make(token, error="m", micro=False).svg_inline(scale=4, border=2))
