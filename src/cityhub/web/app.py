@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette._utils import get_route_path
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Match
+from starlette.types import Scope
 
 import cityhub
 from cityhub.domains import check_domain_settings, load_models, manifests
@@ -24,6 +27,35 @@ from cityhub.web.middleware import RequestContextMiddleware
 from cityhub.web.templating import render
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class _PrefixedRouter(APIRouter):
+    """A router that requests outside its path prefix skip at once.
+
+    FastAPI 0.165 finds a route by asking every route of every included router in turn, and does it twice
+    per request (once to choose, once inside the chosen router): a call to the last domain's API tried about
+    280 routes, 2.2 ms of CPU per request, more than the claim it served. A domain's API lives under
+    ``/api/v1/<domain>``, so one string comparison rules out all of its routes for any other path.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._guard = prefix
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = get_route_path(scope)
+        if path != self._guard and not path.startswith(self._guard + "/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _domain_api(name: str, router: APIRouter) -> APIRouter:
+    prefix = f"/api/v1/{name}"
+    guarded = _PrefixedRouter(prefix)
+    guarded.include_router(router, prefix=prefix, tags=[name])
+    return guarded
+
+
 SESSION_COOKIE = "cityhub_session"
 
 log = logging.getLogger("cityhub.web")
@@ -84,9 +116,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _add_health_routes(app, database)
+    # Every domain's API first: each is ruled out by its prefix alone, so a call to any of them skips the
+    # pages routers, which have no common prefix and are tried route by route.
     for manifest in manifests():
         if manifest.api:
-            app.include_router(resolve(manifest.api), prefix=f"/api/v1/{manifest.name}", tags=[manifest.name])
+            app.include_router(_domain_api(manifest.name, resolve(manifest.api)))
+    for manifest in manifests():
         for reference in manifest.extra_routers:
             app.include_router(resolve(reference))
         for prefix, renderer in manifest.error_renderers.items():
