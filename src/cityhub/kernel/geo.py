@@ -181,6 +181,13 @@ def cells_within(lon: float, lat: float, radius_m: float, res: int) -> list[str]
     an estimate alone would sometimes miss the rim). Raises ValueError when the disk would exceed
     MAX_CELLS — choose a coarser resolution for such a radius.
     """
+    return sorted(cell for cell, _distance in cells_by_distance(lon, lat, radius_m, res))
+
+
+def cells_by_distance(lon: float, lat: float, radius_m: float, res: int) -> list[tuple[str, float]]:
+    """The cells of :func:`cells_within`, each with the distance in metres from the point to the nearest
+    point of the cell (0 for the cell holding it), nearest first: a search for the *nearest* few can read
+    cells in this order and stop once what it found is nearer than every cell it has not read."""
     if not (math.isfinite(radius_m) and radius_m >= 0):
         raise ValueError("radius must be a finite number of metres >= 0")
     origin = cell_for(lon, lat, res)
@@ -191,21 +198,27 @@ def cells_within(lon: float, lat: float, radius_m: float, res: int) -> list[str]
             raise ValueError(f"a radius of {radius_m:.0f} m needs too many cells at resolution {res}")
         disk = set(h3.grid_disk(origin, k))
         if _rim_distance_m(lon, lat, disk, origin, k) > radius_m:
-            return sorted(_reaching(lon, lat, radius_m, disk, origin))
+            return _reaching(lon, lat, radius_m, disk, origin)
         k += 1
 
 
-def _reaching(lon: float, lat: float, radius_m: float, disk: set[str], origin: str) -> list[str]:
-    """The cells of a hexagonal disk that come within ``radius_m`` of the point: the disk's corners lie
-    outside the circle, and each cell left out saves an index probe and the rows in it."""
-    cells = [cell for cell in disk if cell != origin]
+def _reaching(
+    lon: float, lat: float, radius_m: float, disk: set[str], origin: str
+) -> list[tuple[str, float]]:
+    """The cells of a hexagonal disk that come within ``radius_m`` of the point, with that distance, nearest
+    first: the disk's corners lie outside the circle, and each cell left out saves an index probe and the
+    rows in it."""
+    cells = sorted(cell for cell in disk if cell != origin)
     if not cells:
-        return [origin]
+        return [(origin, 0.0)]
     starts, ends, owners = _edges(cells)
     distances = _arc_distances_rad(_unit_vectors([(lat, lon)])[0], starts, ends) * EARTH_RADIUS_M
     nearest = np.full(len(cells), np.inf)
     np.minimum.at(nearest, owners, distances)
-    return [origin, *(cell for cell, distance in zip(cells, nearest, strict=True) if distance <= radius_m)]
+    reached = sorted(
+        (float(distance), cell) for cell, distance in zip(cells, nearest, strict=True) if distance <= radius_m
+    )
+    return [(origin, 0.0), *((cell, distance) for distance, cell in reached)]
 
 
 def _edges(cells: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
