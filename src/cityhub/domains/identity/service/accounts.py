@@ -436,3 +436,13 @@ def withdraw_role(session: Session, granter: Principal, assignment_id: int) -> N
         object_id=str(assignment.account_id),
         details={"role": assignment.role, "org_unit": unit.code},
     )
+
+
+def person_of_account(session: Session, account_id: int) -> int:
+    """The person an account belongs to (404 for an unknown or deactivated account)."""
+    person_id = session.scalar(
+        select(Account.person_id).where(Account.id == account_id, Account.is_active.is_(True))
+    )
+    if person_id is None:
+        raise NotFound(_("Account %(id)s does not exist.", id=account_id))
+    return person_id
