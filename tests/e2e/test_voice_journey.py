@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from cityhub.domains import load_models
 from cityhub.domains.identity import system_principal
@@ -21,8 +21,9 @@ from cityhub.domains.voice import schemas
 from cityhub.domains.voice.service import categories
 from cityhub.kernel.db import Database
 from tests.domains.voice.hotline import TREE
-from tests.e2e.test_resident_journey import CHROMIUM, PHONE, _screenshot, _watch_for_breakage, browser
-from tests.factories import PASSWORD, build_town, make_department, make_user
+from tests.e2e.browsing import log_in, phone_page
+from tests.e2e.test_resident_journey import CHROMIUM, _screenshot, _watch_for_breakage, browser
+from tests.factories import build_town, make_department, make_user
 from tests.live_server import CITYHUB, live_server, server_env
 
 pytestmark = pytest.mark.e2e
@@ -52,26 +53,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _page(browser: Browser) -> Page:
-    context = browser.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN"
-    )
-    return context.new_page()
-
-
-def _log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    expect(page).to_have_url(f"{base_url}/")
-
-
 def test_report_on_the_map_department_answers_resident_rates(browser: Browser, base_url: str) -> None:
     assert CHROMIUM.exists()
-    resident = _page(browser)
+    resident = phone_page(browser)
     problems = _watch_for_breakage(resident, base_url)
-    _log_in(resident, base_url, "resident")
+    log_in(resident, base_url, "resident")
     resident.goto(f"{base_url}/voice/report")
     resident.locator("select[name=type]").select_option("complaint")
     resident.locator("select[name=category]").select_option("01.01")
@@ -89,9 +75,9 @@ def test_report_on_the_map_department_answers_resident_rates(browser: Browser, b
     expect(resident.locator(".badge").first).to_have_text("已派单")
     expect(resident.get_by_text("小区电梯停运三天了")).to_be_visible()
 
-    staff = _page(browser)
+    staff = phone_page(browser)
     staff_problems = _watch_for_breakage(staff, base_url)
-    _log_in(staff, base_url, "housing1")
+    log_in(staff, base_url, "housing1")
     staff.goto(f"{base_url}/console/voice")
     expect(staff.locator("tr", has_text=number)).to_be_visible()
     staff.get_by_role("link", name=number).click()
@@ -113,9 +99,9 @@ def test_report_on_the_map_department_answers_resident_rates(browser: Browser, b
 
 
 def test_a_proposal_is_made_supported_in_place_and_commented(browser: Browser, base_url: str) -> None:
-    author = _page(browser)
+    author = phone_page(browser)
     problems = _watch_for_breakage(author, base_url)
-    _log_in(author, base_url, "resident")
+    log_in(author, base_url, "resident")
     author.goto(f"{base_url}/voice/participate")
     author.get_by_role("link", name="我要提议").click()
     author.locator("input[name=title]").fill("滨江步道加装路灯")
@@ -124,9 +110,9 @@ def test_a_proposal_is_made_supported_in_place_and_commented(browser: Browser, b
     expect(author).to_have_url(re.compile(r"/voice/proposals/\d+$"))
     link = author.url.removeprefix(base_url)
 
-    neighbour = _page(browser)
+    neighbour = phone_page(browser)
     neighbour_problems = _watch_for_breakage(neighbour, base_url)
-    _log_in(neighbour, base_url, "neighbour")
+    log_in(neighbour, base_url, "neighbour")
     neighbour.goto(f"{base_url}{link}")
     expect(neighbour.locator("#support-box")).to_contain_text("0 / 100")
     neighbour.get_by_role("button", name="支持", exact=True).click()
