@@ -123,7 +123,9 @@ def test_resident_logs_in_uses_the_card_switches_language_and_logs_out(page: Pag
     expect(page).to_have_url(f"{base_url}/")
     expect(page.get_by_role("heading", name="张三，您好")).to_be_visible()
     tiles = page.locator("ul.tiles > li.tile")
-    expect(tiles).to_have_count(7)  # card, household, services, inbox, report, have your say, consents
+    expect(tiles).to_have_count(
+        8
+    )  # card, household, services, inbox, nearby shops, report, have your say, consents
     expect(tiles.first).to_contain_text("我的市民卡")
     _screenshot(page, "home-phone.png")
 

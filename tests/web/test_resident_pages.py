@@ -25,6 +25,7 @@ def test_home_shows_the_tiles_the_resident_may_use(resident_client: TestClient) 
         "/me/household",
         "/services",
         "/me/inbox",
+        "/market",
         "/voice",
         "/voice/participate",
         "/me/consents",

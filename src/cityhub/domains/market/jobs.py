@@ -1,0 +1,13 @@
+"""Periodic market jobs."""
+
+from __future__ import annotations
+
+from cityhub.domains.market.service.coupons import expire_due
+from cityhub.domains.market.settings import MarketSettings
+from cityhub.kernel.jobs import JobContext
+from cityhub.kernel.settings import domain_settings
+
+
+def expire_coupons(ctx: JobContext) -> None:
+    """Periodic: coupons past their validity become expired, up to ``coupon_expiry_batch`` a pass."""
+    expire_due(ctx.session, ctx.settings.timezone, domain_settings(MarketSettings).coupon_expiry_batch)

@@ -1,0 +1,238 @@
+"""Market tables: merchants (from the onboarding application to approval), their stores with an H3 cell for
+nearby search, coupon batches (WeChat 卡券 kinds) and the stores they apply at, the claimed coupons, the
+per-person claim tallies that enforce limits under concurrency, and the coupon event log reports read."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column
+
+from cityhub.kernel.db import Base, UTCDateTime, utcnow
+from cityhub.kernel.models import BigId
+
+MERCHANT_STATES = ("pending", "approved", "rejected", "suspended")
+BATCH_KINDS = ("CASH", "DISCOUNT", "GIFT", "GROUPON", "GENERAL")
+BATCH_STATES = ("draft", "active", "paused", "ended")
+COUPON_STATES = ("claimed", "redeemed", "expired", "voided")
+EVENT_KINDS = ("view", "claim", "redeem", "expire", "transfer", "void")
+# H3 resolution of the store index: cells of ~5 km² (edge ~1.2 km), so a 3 km circle needs a few dozen.
+STORE_CELL_RES = 7
+
+
+class Merchant(Base):
+    """A business on the platform. It starts as an onboarding application of a signed-in person; approval
+    creates the identity organisation its owner and clerks act for."""
+
+    __tablename__ = "market_merchant"
+    __table_args__ = (CheckConstraint(f"status IN {MERCHANT_STATES!r}", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    licence_number: Mapped[str] = mapped_column(String(64))
+    contact_phone: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # [{"name", "sha256", "content_type"}]: licence scans and permits, stored under the uploads folder
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    applicant_account_id: Mapped[int] = mapped_column(Integer, index=True)
+    home_unit_id: Mapped[int] = mapped_column(Integer)  # identity org unit (community) it is at home in
+    organization_id: Mapped[int | None] = mapped_column(Integer, unique=True)  # set on approval
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Store(Base):
+    """A place where a merchant serves customers; ``cell`` is its H3 cell at STORE_CELL_RES."""
+
+    __tablename__ = "market_store"
+    # The nearby search reads (cell, listed) → (id, lon, lat) from the index alone.
+    __table_args__ = (Index("ix_market_store_cell", "cell", "listed", "id", "lon", "lat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(400))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    cell: Mapped[str] = mapped_column(String(16))
+    # {"mon": [["09:00", "21:00"]], ...} in the platform's time zone; a missing day is closed
+    opening_hours: Mapped[dict[str, list[list[str]]]] = mapped_column(JSON, default=dict)
+    photos: Mapped[list[str]] = mapped_column(JSON, default=list)  # sha256 names of uploaded images
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # the owner's choice
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)  # active and the merchant approved
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BatchShard(Base):
+    """One part of a batch's stock. Every claim takes one coupon from one shard by a conditional update
+    (``claimed < quota``), so the batch never oversells; with several shards simultaneous claims, and the
+    redemptions counted here too, mostly touch different rows instead of queueing for one."""
+
+    __tablename__ = "market_batch_shard"
+    __table_args__ = (CheckConstraint("claimed <= quota", name="quota"),)
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    quota: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _shard_total(column: Any, batch_id: Any) -> Any:
+    total = select(func.coalesce(func.sum(column), 0)).where(BatchShard.batch_id == batch_id)
+    return column_property(total.correlate_except(BatchShard).scalar_subquery(), deferred=True)
+
+
+class Batch(Base):
+    """A coupon batch (a WeChat card_id): what a coupon gives, when it is valid, how many exist and how many
+    one person may claim. ``claimed`` counts towards ``stock`` by a conditional update."""
+
+    __tablename__ = "market_batch"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {BATCH_KINDS!r}", name="kind"),
+        CheckConstraint(f"status IN {BATCH_STATES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    least_cost_cents: Mapped[int] = mapped_column(Integer, default=0)  # CASH: spend at least this
+    reduce_cost_cents: Mapped[int] = mapped_column(Integer, default=0)  # CASH: to take this off
+    discount_percent: Mapped[int | None] = mapped_column(Integer)  # DISCOUNT: 20 = 20 % off
+    gift: Mapped[str | None] = mapped_column(String(200))  # GIFT: what the holder receives
+    deal_detail: Mapped[str | None] = mapped_column(Text)  # GROUPON: what the voucher buys
+    face_value_cents: Mapped[int] = mapped_column(Integer, default=0)  # GIFT/GROUPON/GENERAL value counted
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)  # fixed range
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    valid_days: Mapped[int | None] = mapped_column(Integer)  # or: valid for N days after the claim
+    claim_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    stock: Mapped[int] = mapped_column(Integer)  # the sum of the shards' quotas
+    shards: Mapped[int] = mapped_column(Integer, default=1)
+    # Read-only totals over the shards, loaded when asked for (never on the claim path).
+    claimed: Mapped[int] = _shard_total(BatchShard.claimed, id)
+    redeemed: Mapped[int] = _shard_total(BatchShard.redeemed, id)
+    per_person_limit: Mapped[int] = mapped_column(Integer, default=1)
+    per_day_limit: Mapped[int | None] = mapped_column(Integer)
+    transferable: Mapped[bool] = mapped_column(Boolean, default=False)
+    stackable: Mapped[bool] = mapped_column(Boolean, default=False)
+    all_stores: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BatchStore(Base):
+    """A store a batch applies at (when the batch is not for all the merchant's stores)."""
+
+    __tablename__ = "market_batch_store"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("market_store.id"), primary_key=True)
+
+
+class Coupon(Base):
+    """One claimed code of a batch: claimed → redeemed | expired | voided. Redeeming is a conditional update
+    from "claimed", so it happens once; ``redemption_key`` makes a POS retry answer the same."""
+
+    __tablename__ = "market_coupon"
+    __table_args__ = (
+        CheckConstraint(f"status IN {COUPON_STATES!r}", name="status"),
+        Index("ix_market_coupon_holder", "person_id", "status"),
+        Index("ix_market_coupon_batch", "batch_id", "status"),
+        Index("ix_market_coupon_due", "status", "valid_until"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"))
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="claimed")
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redeemed_store_id: Mapped[int | None] = mapped_column(ForeignKey("market_store.id"))
+    redeemed_by: Mapped[str | None] = mapped_column(String(200))
+    redemption_key: Mapped[str | None] = mapped_column(String(64))
+    redeemed_value_cents: Mapped[int | None] = mapped_column(Integer)
+    transferred_from: Mapped[int | None] = mapped_column(Integer)  # the person who gave it on
+
+
+class ClaimTally(Base):
+    """Coupons one person has claimed of one batch (the per-person limit is a conditional update here)."""
+
+    __tablename__ = "market_claim_tally"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyClaimTally(Base):
+    """Coupons one person has claimed of one batch on one local day (the per-day limit)."""
+
+    __tablename__ = "market_daily_claim_tally"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CouponEvent(Base):
+    """What happened to a batch's coupons, one row each, written in the change's transaction: the source of
+    the merchant reports (views, claims, redemptions, expiries, transfers)."""
+
+    __tablename__ = "market_coupon_event"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {EVENT_KINDS!r}", name="kind"),
+        # Covering the reports: a merchant's range of days is read from the index alone.
+        Index(
+            "ix_market_coupon_event_merchant_day",
+            "merchant_id",
+            "day",
+            "kind",
+            "person_id",
+            "value_cents",
+            "batch_id",
+            "store_id",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(Integer)
+    batch_id: Mapped[int] = mapped_column(Integer)
+    coupon_id: Mapped[int | None] = mapped_column(BigId)
+    store_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int | None] = mapped_column(Integer)
+    value_cents: Mapped[int] = mapped_column(Integer, default=0)
+    day: Mapped[date] = mapped_column(Date)  # local day in the platform's time zone
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,367 @@
+"""Market input and output models. Nothing here carries a resident's identity to a merchant: merchants see
+codes, counts and amounts, never who holds a coupon."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cityhub.domains.market.models import BATCH_KINDS
+
+MERCHANT_CATEGORIES = (
+    "food",
+    "grocery",
+    "pharmacy",
+    "beauty",
+    "education",
+    "housekeeping",
+    "repair",
+    "fitness",
+    "entertainment",
+    "other",
+)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-4]):[0-5]\d$")
+
+Category = Literal[
+    "food",
+    "grocery",
+    "pharmacy",
+    "beauty",
+    "education",
+    "housekeeping",
+    "repair",
+    "fitness",
+    "entertainment",
+    "other",
+]
+BatchKind = Literal["CASH", "DISCOUNT", "GIFT", "GROUPON", "GENERAL"]
+assert set(BATCH_KINDS) == set(BatchKind.__args__)  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MerchantIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    category: Category
+    licence_number: str = Field(min_length=6, max_length=64, pattern=r"^[0-9A-Za-z-]+$")
+    contact_phone: str = Field(min_length=5, max_length=32, pattern=r"^[0-9+\- ]+$")
+    description: str = Field("", max_length=2000)
+    community: str = Field(min_length=1, max_length=64, description="Code of the community it is at home in.")
+
+
+class EnrolIn(MerchantIn):
+    organization: str = Field(min_length=1, max_length=64, description="Code of the merchant organisation.")
+    owner_username: str = Field(min_length=1, max_length=64)
+    community: str = Field("", max_length=64, description="Ignored: the organisation's home unit is used.")
+
+
+class DocumentOut(BaseModel):
+    name: str
+    sha256: str
+    content_type: str
+
+
+class MerchantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    name_en: str | None
+    category: str
+    licence_number: str
+    contact_phone: str
+    description: str
+    status: str
+    documents: list[DocumentOut]
+    review_reason: str | None
+    reviewed_at: datetime | None
+    created_at: datetime
+
+
+class ReviewIn(_Strict):
+    decision: Literal["approve", "reject", "suspend"]
+    reason: str | None = Field(None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _reason_when_refusing(self) -> ReviewIn:
+        if self.decision != "approve" and not self.reason:
+            raise ValueError("give the merchant a reason when rejecting or suspending")
+        return self
+
+
+def check_opening_hours(hours: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+    """Weekday → list of [open, close] "HH:MM" spans, each closing after it opens (24:00 allowed)."""
+    for day, spans in hours.items():
+        if day not in WEEKDAYS:
+            raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+        if len(spans) > 4:
+            raise ValueError(f"{day}: at most 4 opening spans a day")
+        for span in spans:
+            if len(span) != 2 or not all(_HHMM.match(value) for value in span):
+                raise ValueError(f'{day}: a span is ["HH:MM", "HH:MM"]')
+            if span[0] >= span[1]:
+                raise ValueError(f"{day}: {span[0]}-{span[1]} closes before it opens")
+    return hours
+
+
+class StoreIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    category: Category
+    address: str = Field(min_length=1, max_length=400)
+    phone: str | None = Field(None, max_length=32)
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    opening_hours: dict[str, list[list[str]]] = Field(default_factory=dict)
+    active: bool = True
+
+    _hours = field_validator("opening_hours")(check_opening_hours)
+
+
+class StoreOut(BaseModel):
+    id: int
+    merchant_id: int
+    merchant_name: str
+    name: str
+    name_en: str | None
+    category: str
+    address: str
+    phone: str | None
+    lon: float
+    lat: float
+    opening_hours: dict[str, list[list[str]]]
+    active: bool
+    open_now: bool
+    distance_m: float | None = None
+
+
+class BatchIn(_Strict):
+    kind: BatchKind
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=2000)
+    least_cost_cents: int = Field(0, ge=0, le=100_000_000)
+    reduce_cost_cents: int = Field(0, ge=0, le=100_000_000)
+    discount_percent: int | None = Field(None, ge=1, le=99)
+    gift: str | None = Field(None, max_length=200)
+    deal_detail: str | None = Field(None, max_length=2000)
+    face_value_cents: int = Field(0, ge=0, le=100_000_000)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    valid_days: int | None = Field(None, ge=1, le=366)
+    claim_from: datetime | None = None
+    claim_until: datetime
+    stock: int = Field(ge=1, le=10_000_000)
+    per_person_limit: int = Field(1, ge=1, le=100)
+    per_day_limit: int | None = Field(None, ge=1, le=100)
+    transferable: bool = False
+    stackable: bool = False
+    store_ids: list[int] = Field(default_factory=list, max_length=500, description="Empty: every store.")
+    status: Literal["draft", "active"] = "active"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BatchIn:
+        for moment in (self.valid_from, self.valid_until, self.claim_from, self.claim_until):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("give times with a zone offset, e.g. 2026-12-01T00:00:00+08:00")
+        fixed = self.valid_from is not None and self.valid_until is not None
+        if fixed == (self.valid_days is not None) or (self.valid_from is None) != (self.valid_until is None):
+            raise ValueError("give either valid_from and valid_until, or valid_days")
+        if fixed and self.valid_until <= self.valid_from:  # type: ignore[operator]
+            raise ValueError("valid_until must come after valid_from")
+        if self.claim_from is not None and self.claim_until <= self.claim_from:
+            raise ValueError("claim_until must come after claim_from")
+        if fixed and self.claim_until > self.valid_until:  # type: ignore[operator]
+            raise ValueError("claiming must end by the end of the validity")
+        if self.per_day_limit is not None and self.per_day_limit > self.per_person_limit:
+            raise ValueError("per_day_limit cannot exceed per_person_limit")
+        self._check_kind()
+        return self
+
+    def _check_kind(self) -> None:
+        if self.kind == "CASH":
+            if self.reduce_cost_cents <= 0:
+                raise ValueError("a CASH coupon takes reduce_cost_cents > 0 off")
+            if self.least_cost_cents and self.least_cost_cents < self.reduce_cost_cents:
+                raise ValueError("least_cost_cents must be at least reduce_cost_cents")
+        elif self.kind == "DISCOUNT" and self.discount_percent is None:
+            raise ValueError("a DISCOUNT coupon needs discount_percent (1-99)")
+        elif self.kind == "GIFT" and not self.gift:
+            raise ValueError("a GIFT coupon names its gift")
+        elif self.kind == "GROUPON" and not self.deal_detail:
+            raise ValueError("a GROUPON voucher describes its deal (deal_detail)")
+
+
+class BatchOut(BaseModel):
+    id: int
+    merchant_id: int
+    merchant_name: str
+    kind: str
+    title: str
+    description: str
+    least_cost_cents: int
+    reduce_cost_cents: int
+    discount_percent: int | None
+    gift: str | None
+    deal_detail: str | None
+    face_value_cents: int
+    valid_from: datetime | None
+    valid_until: datetime | None
+    valid_days: int | None
+    claim_from: datetime
+    claim_until: datetime
+    stock: int
+    claimed: int
+    remaining: int
+    redeemed: int
+    per_person_limit: int
+    per_day_limit: int | None
+    transferable: bool
+    stackable: bool
+    store_ids: list[int]
+    status: str
+
+
+class BatchStatusIn(_Strict):
+    status: Literal["active", "paused", "ended"]
+
+
+class StockIn(_Strict):
+    add: int = Field(ge=1, le=10_000_000, description="Coupons added to the batch's stock.")
+
+
+class CouponOut(BaseModel):
+    code: str
+    batch_id: int
+    merchant_name: str
+    kind: str
+    title: str
+    status: str
+    claimed_at: datetime
+    valid_from: datetime
+    valid_until: datetime
+    redeemed_at: datetime | None
+    transferable: bool
+    transferred: bool
+
+
+class TransferIn(_Strict):
+    to_username: str = Field(min_length=1, max_length=64)
+
+
+class PosCouponOut(BaseModel):
+    """What a counter sees of a scanned code: the coupon, never its holder."""
+
+    code: str
+    batch_id: int
+    kind: str
+    title: str
+    status: str
+    valid_from: datetime
+    valid_until: datetime
+    usable_now: bool
+    reason: str | None
+
+
+class RedemptionIn(_Strict):
+    codes: list[str] = Field(min_length=1, max_length=10)
+    store_id: int
+    amount_cents: int = Field(0, ge=0, le=100_000_000, description="The order's amount before coupons.")
+    client_key: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @field_validator("codes")
+    @classmethod
+    def _distinct(cls, codes: list[str]) -> list[str]:
+        cleaned = [code.replace(" ", "") for code in codes]
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("a code appears twice")
+        return cleaned
+
+
+class RedeemedCoupon(BaseModel):
+    code: str
+    batch_id: int
+    kind: str
+    title: str
+    value_cents: int
+
+
+class RedemptionOut(BaseModel):
+    client_key: str
+    store_id: int
+    redeemed_at: datetime
+    coupons: list[RedeemedCoupon]
+    total_value_cents: int
+    replayed: bool
+
+
+class StaffIn(_Strict):
+    username: str = Field(min_length=1, max_length=64)
+    role: Literal["merchant_clerk", "merchant_owner"] = "merchant_clerk"
+
+
+class StaffOut(BaseModel):
+    assignment_id: int
+    username: str
+    role: str
+
+
+class PosKeyIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    expires_at: datetime | None = None
+
+
+class PosKeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    secret: str | None = Field(None, description="Shown once, when the key is made.")
+
+
+class NearbyPageOut(BaseModel):
+    items: list[StoreOut]
+    limit: int
+    offset: int
+    has_more: bool
+    radius_m: float
+
+
+class StorePageOut(BaseModel):
+    store: StoreOut
+    batches: list[BatchOut]
+
+
+class ReportRowOut(BaseModel):
+    key: str = Field(description="The day (YYYY-MM-DD), batch id or store id.")
+    label: str
+    views: int
+    view_people: int
+    claims: int
+    claim_people: int
+    redemptions: int
+    redemption_people: int
+    expiries: int
+    expiry_people: int
+    transfers: int
+    transfer_people: int
+    redeemed_value_cents: int
+    claim_rate: float | None = Field(description="People who claimed over people who viewed.")
+    redemption_rate: float | None = Field(description="Redemptions over claims.")
+
+
+class ReportOut(BaseModel):
+    merchant_id: int
+    first_day: str
+    last_day: str
+    group: str
+    rows: list[ReportRowOut]

@@ -1,0 +1,1 @@
+"""Market business logic: merchants, stores and nearby search, batches, coupons and redemption."""

@@ -1,0 +1,1142 @@
+"""Market pages: the stores near a resident (a list and a Leaflet map), a store with the coupons it offers
+(claimed in place with htmx, or by a plain form), my coupons with their QR codes and giving one on, and the
+merchant application; the merchant's console (stores, coupon batches, staff, till keys), its coupon reports
+(a chart, a table and a CSV file) and the counter's scanner page for owners and clerks; and the operator's
+merchant review.
+
+Claiming and redeeming commit in a unit of work of their own, like the API's (see api.OneHop). Their routes
+take the page user from the session cookie alone and never open the request's transaction, which on SQLite
+would hold the write lock that unit of work waits for; they answer with a redirect (or an htmx fragment) and
+carry the outcome to the next page in the signed session.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from markupsafe import Markup
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from cityhub.domains.identity import (
+    PageUser,
+    Principal,
+    SignedIn,
+    get_unit,
+    household_of,
+    page_principal,
+    require_citywide,
+    units_in_scope,
+    usernames_of,
+)
+from cityhub.domains.market import schemas
+from cityhub.domains.market.api import market_settings
+from cityhub.domains.market.models import Merchant
+from cityhub.domains.market.service import batches, coupons, merchants, reports, stores
+from cityhub.domains.market.service.access import MANAGE, REDEEM, REVIEW, merchant_for
+from cityhub.kernel.db import utcnow
+from cityhub.kernel.errors import Forbidden, NotFound, Problem, Unauthorized, ValidationProblem
+from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.i18n import lazy_gettext as _l
+from cityhub.kernel.pagination import Page, Paging, fetch_page
+from cityhub.kernel.qr import qr_svg
+from cityhub.kernel.ratelimit import enforce
+from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
+from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, client_address, get_database, render
+
+router = APIRouter()
+ResultT = TypeVar("ResultT")
+Point = tuple[float, float]  # (lon, lat)
+
+NEARBY_PAGE = 20
+FLASH_KEY = "flash"  # base.html shows and forgets these
+CLAIM_KEY = "market.claim"  # why the last claim was refused, for the store page
+TILL_KEY = "market.till"  # the last redemption's outcome, for the scanner page
+COUPON_STATUS_ORDER = ("claimed", "redeemed", "expired", "voided")
+
+CATEGORY_LABELS = {
+    "food": _l("Food and drink"),
+    "grocery": _l("Groceries"),
+    "pharmacy": _l("Pharmacy"),
+    "beauty": _l("Beauty and hair"),
+    "education": _l("Education"),
+    "housekeeping": _l("Housekeeping"),
+    "repair": _l("Repairs"),
+    "fitness": _l("Fitness"),
+    "entertainment": _l("Entertainment"),
+    "other": _l("Other"),
+}
+KIND_LABELS = {
+    "CASH": _l("Cash coupon"),
+    "DISCOUNT": _l("Discount coupon"),
+    "GIFT": _l("Gift coupon"),
+    "GROUPON": _l("Group-buy voucher"),
+    "GENERAL": _l("Coupon"),
+}
+COUPON_STATES = {
+    "claimed": _l("Ready to use"),
+    "redeemed": _l("Used"),
+    "expired": _l("Expired"),
+    "voided": _l("Voided"),
+}
+MERCHANT_STATES = {
+    "pending": _l("Waiting for review"),
+    "approved": _l("Approved"),
+    "rejected": _l("Not approved"),
+    "suspended": _l("Suspended"),
+}
+BATCH_STATES = {
+    "draft": _l("Draft"),
+    "active": _l("Being given out"),
+    "paused": _l("Paused"),
+    "ended": _l("Ended"),
+}
+# The moves a batch's buttons offer from each state (batches.MOVES decides what is allowed).
+BATCH_MOVES = {
+    "draft": (("active", _l("Start")), ("ended", _l("End"))),
+    "active": (("paused", _l("Pause")), ("ended", _l("End"))),
+    "paused": (("active", _l("Resume")), ("ended", _l("End"))),
+    "ended": (),
+}
+WEEKDAY_LABELS = {
+    "mon": _l("Monday"),
+    "tue": _l("Tuesday"),
+    "wed": _l("Wednesday"),
+    "thu": _l("Thursday"),
+    "fri": _l("Friday"),
+    "sat": _l("Saturday"),
+    "sun": _l("Sunday"),
+}
+ROLE_LABELS = {"merchant_owner": _l("Owner"), "merchant_clerk": _l("Clerk")}
+# Whole sentences, not a verb slotted into one: the words for a decision differ by language and by context.
+DECISION_DONE = {
+    "approve": _l("%(name)s is approved."),
+    "reject": _l("%(name)s is rejected."),
+    "suspend": _l("%(name)s is suspended."),
+}
+
+
+# --- page plumbing -------------------------------------------------------------------------------------
+
+
+def _money(cents: int) -> str:
+    return f"¥{cents / 100:,.2f}"
+
+
+def _distance(metres: float | None) -> str:
+    if metres is None:
+        return ""
+    return f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
+
+
+def _digits(code: str) -> str:
+    """A coupon code in groups of four, as it is read out at the counter."""
+    return " ".join(code[start : start + 4] for start in range(0, len(code), 4))
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    shared = {
+        "categories": CATEGORY_LABELS,
+        "kinds": KIND_LABELS,
+        "coupon_states": COUPON_STATES,
+        "merchant_states": MERCHANT_STATES,
+        "batch_states": BATCH_STATES,
+        "weekdays": WEEKDAY_LABELS,
+        "money": _money,
+        "distance": _distance,
+        "digits": _digits,
+    }
+    return render(request, f"market/{name}", {**shared, **context}, status_code)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _flash(request: Request, message: str) -> None:
+    request.session[FLASH_KEY] = [*request.session.get(FLASH_KEY, []), message]
+
+
+def _detail(problem: Problem) -> str:
+    return problem.detail or problem.title or str(problem)
+
+
+def _described(exc: ValidationError) -> str:
+    """A pydantic refusal as one line a person can act on ("field: what is wrong; ...")."""
+    parts = []
+    for error in exc.errors():
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    """The first refusal of each field ("" for the form as a whole)."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        location = error.get("loc", ())
+        errors.setdefault(str(location[0]) if location else "", str(error.get("msg", "")))
+    return {field: message.removeprefix("Value error, ") for field, message in errors.items()}
+
+
+def _attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
+    """Run a change in a savepoint: its result, or the Problem that undid it (shown next to the form)."""
+    try:
+        with session.begin_nested():
+            return action()
+    except ValidationError as exc:
+        return ValidationProblem(_described(exc))
+    except Problem as problem:
+        return problem
+
+
+PageVisitor = Annotated[Principal | None, Depends(page_principal)]
+
+
+def _signed_in(request: Request, visitor: Principal | None, back: str) -> Principal:
+    """The page user of a route that must not open the request's transaction (see the module docstring);
+    an anonymous visitor is sent to log in and come back to ``back``."""
+    if visitor is not None:
+        return visitor
+    login = f"/login?{urlencode({'next': back})}"
+    if request.headers.get("HX-Request"):
+        raise Unauthorized(slug="login-required", headers={"HX-Redirect": login})
+    raise Problem(status=303, slug="login-required", headers={"Location": login})
+
+
+async def _posted(request: Request) -> dict[str, list[str]]:
+    fields, _files = await read_form(request, max_files=0)
+    return fields
+
+
+Posted = Annotated[dict[str, list[str]], Depends(_posted)]
+
+
+# --- where the resident is -----------------------------------------------------------------------------
+
+
+def _place_of(unit: Any) -> Point | None:
+    """A unit's point, or the middle of its outline."""
+    if unit.lon is not None and unit.lat is not None:
+        return float(unit.lon), float(unit.lat)
+    boundary = unit.boundary or {}
+    coordinates = boundary.get("coordinates")
+    if not coordinates:
+        return None
+    ring = coordinates[0] if boundary.get("type") == "Polygon" else coordinates[0][0]
+    points = ring[:-1] if len(ring) > 1 and ring[0] == ring[-1] else ring
+    if not points:
+        return None
+    return sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
+
+
+def _home_units(session: Session, user: Principal | None) -> Iterator[Any]:
+    """The resident's household and the units above it, nearest first."""
+    if user is None or user.person_id is None:
+        return
+    found = household_of(session, user.person_id)
+    unit = found[0] if found else None
+    for _step in range(8):
+        if unit is None:
+            return
+        yield unit
+        unit = get_unit(session, unit.parent_id) if unit.parent_id is not None else None
+
+
+def _city_centre(session: Session) -> Point | None:
+    """The root unit's point, else the first community's or building's that has one."""
+    every = units_in_scope(["/"])
+    order = (every.selected_columns["depth"], every.selected_columns["id"])
+    for wanted in ({"parent_id": None}, {"kind": "community"}, {"kind": "building"}):
+        for unit in session.scalars(every.filter_by(**wanted).order_by(*order).limit(20)):
+            place = _place_of(unit)
+            if place is not None:
+                return place
+    return None
+
+
+def _centre(session: Session, user: Principal | None) -> Point | None:
+    for unit in _home_units(session, user):
+        place = _place_of(unit)
+        if place is not None:
+            return place
+    return _city_centre(session)
+
+
+def _communities(session: Session) -> list[Any]:
+    return sorted(session.scalars(units_in_scope(["/"]).filter_by(kind="community")), key=lambda u: u.code)
+
+
+# --- nearby stores and a store -------------------------------------------------------------------------
+
+
+@router.get("/market")
+def nearby_page(
+    request: Request,
+    user: PageUser,
+    session: DbSession,
+    settings: AppSettings,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    category: Annotated[str, Query(max_length=32)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    open_now: bool = False,
+    radius_km: Annotated[str, Query(max_length=10)] = "",
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> Response:
+    """Listed stores around a point, nearest first, and a map of them. The point is the one asked for, else
+    the resident's home, else the city's centre."""
+    market = market_settings()
+    given = (lon, lat) if lon is not None and lat is not None else None
+    centre = given or _centre(session, user)
+    chosen = category if category in CATEGORY_LABELS else ""
+    problem: str | None = None
+    try:
+        radius = float(radius_km) if radius_km.strip() else market.nearby_radius_km
+    except ValueError:
+        radius, problem = market.nearby_radius_km, _("Give the distance in kilometres, e.g. 3.")
+    if not 0 < radius <= market.max_radius_km:
+        radius = market.nearby_radius_km
+        problem = _("Search at most %(km)s km around a point.", km=market.max_radius_km)
+    found: list[schemas.StoreOut] = []
+    has_more = False
+    if centre is not None:
+        query = stores.NearbyQuery(
+            centre[0],
+            centre[1],
+            radius * 1000,
+            chosen or None,
+            q.strip() or None,
+            open_now,
+            NEARBY_PAGE,
+            offset,
+        )
+        try:
+            page = stores.nearby(session, query, settings.timezone)
+            found, has_more = page.items, page.has_more
+        except Problem as refused:
+            problem = _detail(refused)
+    markers = [
+        {
+            "name": store.name,
+            "merchant": store.merchant_name,
+            "lon": store.lon,
+            "lat": store.lat,
+            "url": f"/market/stores/{store.id}",
+            "open": store.open_now,
+        }
+        for store in found
+    ]
+    context = {
+        "stores": found,
+        "has_more": has_more,
+        "offset": offset,
+        "size": NEARBY_PAGE,
+        "centre": centre,
+        "given": given,
+        "radius": radius,
+        "radius_text": f"{radius:g}",
+        "category": chosen,
+        "q": q,
+        "open_now": open_now,
+        "problem": problem,
+        "map_data": json.dumps(
+            {"centre": centre, "radius_m": radius * 1000, "stores": markers}, ensure_ascii=False
+        ),
+    }
+    return _page(request, "nearby.html", context)
+
+
+def _opening_hours(hours: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
+    return [
+        (day, ", ".join(f"{start}–{end}" for start, end in hours.get(day, []))) for day in schemas.WEEKDAYS
+    ]
+
+
+@router.get("/market/stores/{store_id}")
+def store_page(
+    request: Request, user: PageUser, session: DbSession, settings: AppSettings, store_id: int
+) -> Response:
+    """A store: where and when it is open, and the coupons one can claim for it now."""
+    store, merchant = stores.public_store(session, store_id)
+    shaped = stores.shape(store, merchant.name, tz=settings.timezone)
+    marker = {
+        "name": shaped.name,
+        "merchant": shaped.merchant_name,
+        "lon": shaped.lon,
+        "lat": shaped.lat,
+        "url": "",
+        "open": shaped.open_now,
+    }
+    context = {
+        "store": shaped,
+        "hours": _opening_hours(shaped.opening_hours),
+        "batches": batches.offered_at(session, store, merchant.name),
+        "refusal": request.session.pop(CLAIM_KEY, None),
+        "map_data": json.dumps(
+            {"centre": [shaped.lon, shaped.lat], "stores": [marker], "zoom": 16}, ensure_ascii=False
+        ),
+    }
+    return _page(request, "store.html", context)
+
+
+def _claim_limits(request: Request, user: Principal, settings: AppSettings) -> None:
+    """The API's limits (see api._claim_limits): per person and per device."""
+    market = market_settings()
+    storage = settings.rate_limits.storage_uri
+    enforce(storage, market.claim_rate, "market.claim.person", str(user.person_id or user.actor))
+    device = request.headers.get("x-device-id") or client_address(request)
+    enforce(storage, market.device_claim_rate, "market.claim.device", device[:100])
+
+
+@router.post("/market/stores/{store_id}/batches/{batch_id}/claim", dependencies=[CsrfChecked])
+def claim(
+    request: Request, visitor: PageVisitor, settings: AppSettings, store_id: int, batch_id: int
+) -> Response:
+    """Claim a coupon. With htmx the batch's entry is swapped in place (with the code's link, or why not);
+    a plain form goes on to the coupon, or back to the store with the refusal."""
+    back = f"/market/stores/{store_id}"
+    user = _signed_in(request, visitor, back)
+    database = get_database(request)
+    claimed: schemas.CouponOut | None = None
+    refusal: str | None = None
+    try:
+        _claim_limits(request, user, settings)
+        with database.unit_of_work() as session:
+            claimed = coupons.claim(session, user, batch_id, settings.timezone)
+    except Problem as problem:
+        refusal = _detail(problem)
+    if request.headers.get("HX-Request"):
+        with database.reading() as session:
+            store, _merchant = stores.public_store(session, store_id)
+            batch, merchant_name = batches.public_batch(session, batch_id)
+            shaped = batches.shape(session, [batch], merchant_name)[0]
+        context = {"batch": shaped, "store": store, "claimed": claimed, "claim_refusal": refusal}
+        return _page(request, "_batch.html", context)
+    if claimed is None:
+        request.session[CLAIM_KEY] = {"batch": batch_id, "text": refusal}
+        return _redirect(f"{back}#batch-{batch_id}")
+    _flash(request, _("Coupon claimed. Show this code at the counter."))
+    return _redirect(f"/market/me/coupons/{claimed.code}")
+
+
+# --- my coupons ----------------------------------------------------------------------------------------
+
+
+@router.get("/market/me/coupons")
+def my_coupons_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    mine = coupons.my_coupons(session, user, None)
+    groups = [(status, [c for c in mine if c.status == status]) for status in COUPON_STATUS_ORDER]
+    return _page(request, "coupons.html", {"groups": groups, "total": len(mine)})
+
+
+CouponCode = Annotated[str, Path(max_length=32)]
+
+
+def _coupon_page(
+    request: Request,
+    session: Session,
+    user: Principal,
+    code: str,
+    problem: Problem | None = None,
+    to_username: str = "",
+) -> Response:
+    coupon = coupons.my_coupon(session, user, code)
+    context = {
+        "coupon": coupon,
+        "qr_svg": Markup(qr_svg(coupon.code)),  # noqa: S704 - segno's SVG of our own digits
+        "code_digits": _digits(coupon.code),
+        "problem": _detail(problem) if problem else None,
+        "to_username": to_username,
+    }
+    return _page(request, "coupon.html", context, problem.status if problem else 200)
+
+
+@router.get("/market/me/coupons/{code}")
+def coupon_page(request: Request, user: SignedIn, session: DbSession, code: CouponCode) -> Response:
+    """One coupon: its QR code and digits for the counter, its validity, and giving it on."""
+    return _coupon_page(request, session, user, code)
+
+
+@router.post("/market/me/coupons/{code}/transfer", dependencies=[CsrfChecked])
+def transfer(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    code: CouponCode,
+    to_username: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    receiver = to_username.strip()
+    outcome = _attempt(session, lambda: coupons.transfer(session, user, code, receiver, settings.timezone))
+    if isinstance(outcome, Problem):
+        return _coupon_page(request, session, user, code, outcome, receiver)
+    _flash(request, _("The coupon now belongs to %(name)s.", name=receiver))
+    return _redirect("/market/me/coupons")
+
+
+# --- applying as a merchant ----------------------------------------------------------------------------
+
+APPLY_FIELDS = ("name", "name_en", "category", "licence_number", "contact_phone", "description", "community")
+OPTIONAL_APPLY_FIELDS = ("name_en", "description")
+
+
+def _apply_page(
+    request: Request,
+    session: Session,
+    user: Principal,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    if "community" not in values:
+        home = next((u.code for u in _home_units(session, user) if u.kind == "community"), "")
+        values = {**values, "community": home}
+    context = {"values": values, "errors": errors, "communities": _communities(session)}
+    return _page(request, "apply.html", context, status_code)
+
+
+@router.get("/market/apply")
+def apply_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    return _apply_page(request, session, user, {}, {})
+
+
+@router.post("/market/apply", dependencies=[CsrfChecked])
+def apply(request: Request, user: SignedIn, session: DbSession, fields: Posted) -> Response:
+    values = {name: single_values(fields).get(name, "").strip() for name in APPLY_FIELDS}
+    given = {k: v for k, v in values.items() if v or k not in OPTIONAL_APPLY_FIELDS}
+    try:
+        data = schemas.MerchantIn.model_validate(given)
+    except ValidationError as exc:
+        return _apply_page(request, session, user, values, _field_errors(exc), 422)
+    outcome = _attempt(session, lambda: merchants.apply(session, user, data))
+    if isinstance(outcome, Problem):
+        field = str(outcome.extensions.get("field", ""))
+        return _apply_page(request, session, user, values, {field: _detail(outcome)}, outcome.status)
+    _flash(request, _("Thank you: your application is waiting for review."))
+    return _redirect(f"/market/merchant#merchant-{outcome.id}")
+
+
+# --- the merchant's console ----------------------------------------------------------------------------
+
+
+def _console(
+    request: Request,
+    session: Session,
+    user: Principal,
+    *,
+    failed: tuple[int, str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    secret: tuple[int, schemas.PosKeyOut] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """Every merchant I applied for or work for; the stores, batches, staff and till keys of those I run.
+    ``failed``: (merchant id, form, why) of a refused form, shown next to it with ``form``'s values."""
+    managed, redeeming = user.organizations(MANAGE), user.organizations(REDEEM)
+    desks = []
+    for merchant in merchants.my_merchants(session, user):
+        trading = merchant.status == "approved" and merchant.organization_id is not None
+        desk: dict[str, Any] = {
+            "merchant": merchant,
+            "manage": trading and merchant.organization_id in managed,
+            "redeem": trading and merchant.organization_id in redeeming,
+            "applicant": merchant.applicant_account_id == user.account_id,
+        }
+        if desk["manage"]:
+            desk |= {
+                "stores": stores.merchant_stores(session, user, merchant.id),
+                "batches": batches.merchant_batches(session, user, merchant.id),
+                "staff": merchants.staff(session, user, merchant.id),
+                "keys": merchants.pos_keys(session, user, merchant.id),
+            }
+        desks.append(desk)
+    context = {
+        "desks": desks,
+        "failed": failed,
+        "form": form or {},
+        "secret": secret,
+        "moves": BATCH_MOVES,
+        "roles": ROLE_LABELS,
+    }
+    return _page(request, "console.html", context, status_code)
+
+
+def _console_step(
+    request: Request,
+    session: Session,
+    user: Principal,
+    merchant_id: int,
+    form_name: str,
+    action: Callable[[], object],
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """Do one console step in a savepoint; back to the console, or the console with the refusal."""
+    outcome = _attempt(session, action)
+    if isinstance(outcome, Problem):
+        if isinstance(outcome, Forbidden | NotFound):
+            raise outcome
+        failed = (merchant_id, form_name, _detail(outcome))
+        return _console(request, session, user, failed=failed, form=form, status_code=outcome.status)
+    return _redirect(f"/market/merchant#{form_name}-{merchant_id}")
+
+
+@router.get("/market/merchant")
+def console_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    return _console(request, session, user)
+
+
+def _opening_hours_of(text: str, days: list[str]) -> dict[str, list[list[str]]]:
+    """ "09:00-21:00" (or "09:00-12:00, 14:00-21:00") on the chosen weekdays."""
+    spans = []
+    for part in text.replace("，", ",").split(","):
+        if not part.strip():
+            continue
+        start, separator, end = part.replace("–", "-").replace("~", "-").partition("-")
+        if not separator:
+            raise ValidationProblem(_("Give the hours as 09:00-21:00."), field="hours")
+        spans.append([start.strip().zfill(5), end.strip().zfill(5)])
+    chosen = [day for day in schemas.WEEKDAYS if day in days] if days else list(schemas.WEEKDAYS)
+    return dict.fromkeys(chosen, spans) if spans else {}
+
+
+def _number(values: dict[str, str], field: str) -> float | None:
+    text = values.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValidationProblem(_("%(field)s: give a number.", field=field), field=field) from exc
+
+
+def _whole(values: dict[str, str], field: str) -> int | None:
+    text = values.get(field, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValidationProblem(_("%(field)s: give a whole number.", field=field), field=field)
+    return int(text)
+
+
+def _cents(text: str, field: str) -> int:
+    """Yuan as typed ("12.5", "¥12.50") in cents; nothing is 0."""
+    cleaned = text.strip().lstrip("¥￥").replace(",", "")
+    if not cleaned:
+        return 0
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation as exc:
+        raise ValidationProblem(_("Give the amount in yuan, e.g. 12.50."), field=field) from exc
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ValidationProblem(_("Give the amount in yuan, e.g. 12.50."), field=field)
+    return int(amount * 100)
+
+
+def _day(values: dict[str, str], field: str) -> date | None:
+    text = values.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValidationProblem(_("%(field)s: give a date.", field=field), field=field) from exc
+
+
+def _start_of(day: date | None, zone: ZoneInfo) -> datetime | None:
+    return datetime.combine(day, time(0), zone) if day else None
+
+
+def _end_of(day: date | None, zone: ZoneInfo) -> datetime | None:
+    """The end of a day (inclusive) in the platform's zone: the next midnight."""
+    return datetime.combine(day + timedelta(days=1), time(0), zone) if day else None
+
+
+def _store_in(values: dict[str, str], days: list[str]) -> schemas.StoreIn:
+    return schemas.StoreIn.model_validate(
+        {
+            "name": values.get("name", "").strip(),
+            "name_en": values.get("name_en", "").strip() or None,
+            "category": values.get("category", ""),
+            "address": values.get("address", "").strip(),
+            "phone": values.get("phone", "").strip() or None,
+            "lon": _number(values, "lon"),
+            "lat": _number(values, "lat"),
+            "opening_hours": _opening_hours_of(values.get("hours", ""), days),
+        }
+    )
+
+
+def _batch_in(values: dict[str, str], store_ids: list[str], tz: str) -> schemas.BatchIn:
+    zone = ZoneInfo(tz)
+    data: dict[str, Any] = {
+        "kind": values.get("kind", ""),
+        "title": values.get("title", "").strip(),
+        "description": values.get("description", "").strip(),
+        "least_cost_cents": _cents(values.get("least_cost", ""), "least_cost"),
+        "reduce_cost_cents": _cents(values.get("reduce_cost", ""), "reduce_cost"),
+        "face_value_cents": _cents(values.get("face_value", ""), "face_value"),
+        "discount_percent": _whole(values, "discount_percent"),
+        "gift": values.get("gift", "").strip() or None,
+        "deal_detail": values.get("deal_detail", "").strip() or None,
+        "claim_until": _end_of(_day(values, "claim_until"), zone),
+        "stock": _whole(values, "stock"),
+        "per_person_limit": _whole(values, "per_person_limit") or 1,
+        "per_day_limit": _whole(values, "per_day_limit"),
+        "transferable": "transferable" in values,
+        "stackable": "stackable" in values,
+        "store_ids": [int(store_id) for store_id in store_ids if store_id.isdigit()],
+        "status": "draft" if "draft" in values else "active",
+    }
+    if values.get("valid_from", "").strip() or values.get("valid_until", "").strip():
+        data["valid_from"] = _start_of(_day(values, "valid_from"), zone)
+        data["valid_until"] = _end_of(_day(values, "valid_until"), zone)
+    else:
+        data["valid_days"] = _whole(values, "valid_days")
+    return schemas.BatchIn.model_validate(data)
+
+
+@router.post("/market/merchant/{merchant_id}/stores", dependencies=[CsrfChecked])
+def add_store(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, fields: Posted
+) -> Response:
+    values = single_values(fields)
+    days = fields.get("days", [])
+
+    def add() -> object:
+        return stores.add_store(session, user, merchant_id, _store_in(values, days))
+
+    form = {**values, "days": days}
+    return _console_step(request, session, user, merchant_id, "stores", add, form)
+
+
+@router.post("/market/merchant/{merchant_id}/batches", dependencies=[CsrfChecked])
+def create_batch(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    fields: Posted,
+) -> Response:
+    values = single_values(fields)
+    store_ids = fields.get("store_ids", [])
+
+    def create() -> object:
+        return batches.create(session, user, merchant_id, _batch_in(values, store_ids, settings.timezone))
+
+    form = {**values, "store_ids": store_ids}
+    return _console_step(request, session, user, merchant_id, "batches", create, form)
+
+
+@router.post("/market/merchant/{merchant_id}/batches/{batch_id}/status", dependencies=[CsrfChecked])
+def batch_status(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    merchant_id: int,
+    batch_id: int,
+    status: Annotated[str, Form(pattern="^(active|paused|ended)$")],
+) -> Response:
+    def move() -> object:
+        return batches.set_status(session, user, merchant_id, batch_id, status)
+
+    return _console_step(request, session, user, merchant_id, "batches", move)
+
+
+@router.post("/market/merchant/{merchant_id}/staff", dependencies=[CsrfChecked])
+def add_staff(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    merchant_id: int,
+    username: Annotated[str, Form(max_length=64)] = "",
+    role: Annotated[str, Form(max_length=20)] = "merchant_clerk",
+) -> Response:
+    form = {"username": username.strip(), "role": role}
+
+    def add() -> object:
+        return merchants.add_staff(session, user, merchant_id, schemas.StaffIn.model_validate(form))
+
+    return _console_step(request, session, user, merchant_id, "staff", add, form)
+
+
+@router.post("/market/merchant/{merchant_id}/staff/{assignment_id}/remove", dependencies=[CsrfChecked])
+def remove_staff(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, assignment_id: int
+) -> Response:
+    def remove() -> object:
+        merchants.remove_staff(session, user, merchant_id, assignment_id)
+        return None
+
+    return _console_step(request, session, user, merchant_id, "staff", remove)
+
+
+@router.post("/market/merchant/{merchant_id}/pos-keys", dependencies=[CsrfChecked])
+def issue_key(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    merchant_id: int,
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Issue a till key and show its secret in this answer only (it is stored hashed)."""
+    form = {"key_name": name.strip()}
+    outcome = _attempt(
+        session,
+        lambda: merchants.issue_pos_key(session, user, merchant_id, schemas.PosKeyIn(name=name.strip())),
+    )
+    if isinstance(outcome, Problem):
+        if isinstance(outcome, Forbidden | NotFound):
+            raise outcome
+        failed = (merchant_id, "keys", _detail(outcome))
+        return _console(request, session, user, failed=failed, form=form, status_code=outcome.status)
+    return _console(request, session, user, secret=(merchant_id, outcome))
+
+
+@router.post("/market/merchant/{merchant_id}/pos-keys/{key_id}/revoke", dependencies=[CsrfChecked])
+def revoke_key(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, key_id: int
+) -> Response:
+    def revoke() -> object:
+        merchants.revoke_pos_key(session, user, merchant_id, key_id)
+        return None
+
+    return _console_step(request, session, user, merchant_id, "keys", revoke)
+
+
+async def _posted_file(request: Request) -> tuple[dict[str, list[str]], dict[str, list[Upload]]]:
+    return await read_form(request, max_files=1)
+
+
+@router.post("/market/merchant/{merchant_id}/documents", dependencies=[CsrfChecked])
+def add_document(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    posted: Annotated[tuple[dict[str, list[str]], dict[str, list[Upload]]], Depends(_posted_file)],
+) -> Response:
+    """Attach a licence scan or permit to an application waiting for review."""
+    upload = single_files(posted[1]).get("file")
+    folder = settings.var_dir / "uploads" / "market"
+
+    def attach() -> object:
+        if upload is None:
+            raise ValidationProblem(_("Choose a PDF, PNG or JPEG file."), field="file")
+        return merchants.add_document(session, user, merchant_id, upload, folder)
+
+    return _console_step(request, session, user, merchant_id, "documents", attach)
+
+
+# --- the counter: look up and redeem -------------------------------------------------------------------
+
+
+@router.get("/market/merchant/{merchant_id}/scanner")
+def scanner_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    merchant_id: int,
+    code: Annotated[str, Query(max_length=40)] = "",
+    store_id: Annotated[int | None, Query()] = None,
+    amount: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """Type in (or scan) a resident's code, see whether it can be used, and redeem it for an order."""
+    merchant = merchant_for(session, user, merchant_id, REDEEM)
+    found: schemas.PosCouponOut | None = None
+    refusal: str | None = None
+    wanted = code.replace(" ", "").strip()
+    if wanted:
+        try:
+            found = coupons.look_up(session, user, merchant_id, wanted)
+        except Problem as problem:
+            if isinstance(problem, Forbidden):
+                raise
+            refusal = _detail(problem)
+    result = request.session.pop(TILL_KEY, None)
+    context = {
+        "merchant": merchant,
+        "stores": stores.stores_of(session, merchant, active_only=True),
+        "store_id": store_id,
+        "code": wanted,
+        "amount": amount,
+        "found": found,
+        "refusal": refusal,
+        "result": result if result and result.get("merchant") == merchant_id else None,
+        "client_key": secrets.token_hex(12),
+    }
+    return _page(request, "scanner.html", context)
+
+
+@router.post("/market/merchant/{merchant_id}/scanner", dependencies=[CsrfChecked])
+def redeem(
+    request: Request,
+    visitor: PageVisitor,
+    settings: AppSettings,
+    merchant_id: int,
+    code: Annotated[str, Form(max_length=40)] = "",
+    store_id: Annotated[int, Form()] = 0,
+    amount: Annotated[str, Form(max_length=20)] = "",
+    client_key: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Redeem one code for an order. The form's client key makes a second submit (a double tap, a reload)
+    answer the first redemption again instead of redeeming twice."""
+    back = f"/market/merchant/{merchant_id}/scanner"
+    clerk = _signed_in(request, visitor, back)
+    result: dict[str, Any] = {"merchant": merchant_id}
+    try:
+        data = schemas.RedemptionIn(
+            codes=[code.replace(" ", "")],
+            store_id=store_id,
+            amount_cents=_cents(amount, "amount"),
+            client_key=client_key,
+        )
+        with get_database(request).unit_of_work() as session:
+            answer = coupons.redeem(session, clerk, merchant_id, data, settings.timezone)
+    except ValidationError as exc:
+        result |= {"ok": False, "text": _described(exc)}
+    except Problem as problem:
+        if isinstance(problem, Forbidden):
+            raise
+        result |= {"ok": False, "text": _detail(problem)}
+    else:
+        result |= {
+            "ok": True,
+            "replayed": answer.replayed,
+            "total": _money(answer.total_value_cents),
+            "coupons": [
+                {"code": _digits(c.code), "title": c.title, "value": _money(c.value_cents)}
+                for c in answer.coupons
+            ],
+        }
+    request.session[TILL_KEY] = result
+    again: dict[str, str | int] = {"store_id": store_id}
+    if not result["ok"]:
+        again |= {"code": code, "amount": amount}
+    return _redirect(f"{back}?{urlencode(again)}")
+
+
+# --- the merchant's reports ----------------------------------------------------------------------------
+
+REPORT_GROUPS = {
+    "day": _l("Per day"),
+    "batch": _l("Per coupon batch"),
+    "store": _l("Per store"),
+}
+REPORT_KEYS = {"day": _l("Day"), "batch": _l("Coupon batch"), "store": _l("Store")}
+REPORT_KINDS = {
+    "view": _l("Views"),
+    "claim": _l("Claims"),
+    "redeem": _l("Redemptions"),
+    "expire": _l("Expiries"),
+    "transfer": _l("Transfers"),
+}
+# The series the chart draws: per day the funnel's lines, per batch or store bars of what was taken up.
+CHART_KINDS = {"day": ("view", "claim", "redeem"), "batch": ("claim", "redeem"), "store": ("claim", "redeem")}
+ReportText = Annotated[str, Query(max_length=20)]
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _report_query(
+    settings: AppSettings, first: str, last: str, group: str, batch_id: str
+) -> reports.ReportQuery:
+    """The report asked for in the page's terms (as the API's defaults: the 30 days up to today in the
+    platform's zone); a date that is not one is a ValidationProblem, an unknown grouping is per day."""
+    today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+    given = {"from": first, "to": last}
+    until = _day(given, "to") or today
+    grouping: reports.Grouping = "batch" if group == "batch" else "store" if group == "store" else "day"
+    chosen = int(batch_id) if batch_id.strip().isdigit() else None
+    return reports.ReportQuery(_day(given, "from") or until - timedelta(days=29), until, grouping, chosen)
+
+
+def _chart_data(query: reports.ReportQuery, rows: list[reports.ReportRow]) -> str:
+    """The chart's figures for market-report.js, as JSON safe inside a <script> element."""
+    data = {
+        "group": query.group,
+        "labels": [row.label for row in rows],
+        "series": [
+            {"kind": kind, "name": str(REPORT_KINDS[kind]), "data": [row.counts[kind] for row in rows]}
+            for kind in CHART_KINDS[query.group]
+        ],
+    }
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@router.get("/market/merchant/{merchant_id}/reports")
+def report_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    first: Annotated[str, Query(alias="from", max_length=20)] = "",
+    last: Annotated[str, Query(alias="to", max_length=20)] = "",
+    group: ReportText = "day",
+    batch_id: ReportText = "",
+) -> Response:
+    """The shop's coupon report for owners: views, claims, redemptions, expiries and transfers per day,
+    batch or store over at most 62 days (today included), as a chart, a table and a CSV file."""
+    merchant = merchant_for(session, user, merchant_id, MANAGE)
+    form = {"from": first, "to": last, "group": group, "batch_id": batch_id}
+    problem: str | None = None
+    rows: list[reports.ReportRow] = []
+    query: reports.ReportQuery | None = None
+    try:
+        query = _report_query(settings, first, last, group, batch_id)
+        form |= {"from": query.first.isoformat(), "to": query.last.isoformat(), "group": query.group}
+        rows = reports.report(session, user, merchant_id, query)
+    except ValidationProblem as refused:
+        problem = _detail(refused)
+    totals = {kind: sum(row.counts[kind] for row in rows) for kind in reports.KINDS}
+    context = {
+        "merchant": merchant,
+        "batches": batches.merchant_batches(session, user, merchant_id),
+        "form": form,
+        "problem": problem,
+        "query": query,
+        "rows": rows,
+        "totals": totals,
+        "total_value": sum(row.redeemed_value_cents for row in rows),
+        "groups": REPORT_GROUPS,
+        "key_labels": REPORT_KEYS,
+        "report_kinds": REPORT_KINDS,
+        "percent": _percent,
+        "max_days": reports.MAX_DAYS,
+        "csv_url": f"/market/merchant/{merchant_id}/reports.csv?{urlencode(form)}",
+        "chart_data": _chart_data(query, rows) if query is not None and problem is None else None,
+    }
+    return _page(request, "report.html", context, 422 if problem else 200)
+
+
+@router.get("/market/merchant/{merchant_id}/reports.csv")
+def report_csv(
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    first: Annotated[str, Query(alias="from", max_length=20)] = "",
+    last: Annotated[str, Query(alias="to", max_length=20)] = "",
+    group: ReportText = "day",
+    batch_id: ReportText = "",
+) -> Response:
+    """The same report as a CSV file (UTF-8 with a BOM, for spreadsheet programs)."""
+    merchant_for(session, user, merchant_id, MANAGE)  # who may read it before whether the range is good
+    query = _report_query(settings, first, last, group, batch_id)
+    rows = reports.report(session, user, merchant_id, query)
+    name = f"merchant-{merchant_id}-{query.group}-{query.first}-{query.last}.csv"
+    return Response(
+        reports.to_csv(rows, query.group),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+# --- the operator's review -----------------------------------------------------------------------------
+
+REVIEW_FILTERS = ("pending", "approved", "rejected", "suspended", "all")
+
+
+def _review_page(
+    request: Request,
+    session: Session,
+    paging: Any,
+    status: str,
+    failed: tuple[int, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    chosen = status if status in REVIEW_FILTERS else "pending"
+    rows, total = fetch_page(session, merchants.applications(None if chosen == "all" else chosen), paging)
+    homes = {unit_id: get_unit(session, unit_id) for unit_id in {m.home_unit_id for m in rows}}
+    context = {
+        "page": Page(items=rows, total=total, limit=paging.limit, offset=paging.offset),
+        "status": chosen,
+        "filters": REVIEW_FILTERS,
+        "homes": homes,
+        "applicants": usernames_of(session, [m.applicant_account_id for m in rows]),
+        "failed": failed,
+    }
+    return _page(request, "review.html", context, status_code)
+
+
+@router.get("/console/market/merchants")
+def review_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    status: Annotated[str, Query(max_length=12)] = "pending",
+) -> Response:
+    """Merchant applications by status, with their documents; approve, reject or suspend."""
+    require_citywide(user, REVIEW)
+    return _review_page(request, session, paging, status)
+
+
+@router.post("/console/market/merchants/{merchant_id}/review", dependencies=[CsrfChecked])
+def review(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    paging: Paging,
+    merchant_id: int,
+    decision: Annotated[str, Form(max_length=10)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+    status: Annotated[str, Form(max_length=12)] = "pending",
+) -> Response:
+    require_citywide(user, REVIEW)
+
+    def decide() -> Merchant:
+        given = schemas.ReviewIn.model_validate({"decision": decision, "reason": reason.strip() or None})
+        return merchants.review(session, user, merchant_id, given)
+
+    outcome = _attempt(session, decide)
+    if isinstance(outcome, Problem):
+        if isinstance(outcome, Forbidden | NotFound):
+            raise outcome
+        shown = merchants.get_for_review(session, user, merchant_id).status  # the list it is in now
+        return _review_page(request, session, paging, shown, (merchant_id, _detail(outcome)), outcome.status)
+    _flash(
+        request,
+        str(DECISION_DONE[decision]) % {"name": outcome.name},
+    )
+    return _redirect(f"/console/market/merchants?{urlencode({'status': status})}")
+
+
+@router.get("/console/market/merchants/{merchant_id}/documents/{sha256}")
+def review_document(
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    sha256: Annotated[str, Path(pattern="^[0-9a-f]{64}$")],
+) -> Response:
+    require_citywide(user, REVIEW)
+    merchant = merchants.get_for_review(session, user, merchant_id)
+    document = next((d for d in merchant.documents if d.get("sha256") == sha256), None)
+    path = settings.var_dir / "uploads" / "market" / sha256
+    if document is None or not path.is_file():
+        raise NotFound()
+    return FileResponse(
+        path,
+        media_type=str(document.get("content_type", "application/octet-stream")),
+        filename=str(document.get("name", sha256)),
+        headers={"Cache-Control": "private, no-store"},
+    )
