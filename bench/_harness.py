@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -179,3 +180,15 @@ def city_with_api_key(session: Session, permissions: list[str]) -> tuple[OrgUnit
     creator = Principal("system", 0, "bench", None, (grant,))
     _key, secret = apikeys.create_key(session, creator, name="bench", permissions=permissions, org_unit=city)
     return city, secret
+
+
+def copy_into(database: Database, table: str, columns: str, text: str) -> None:
+    """PostgreSQL ``COPY table (columns) FROM STDIN`` of tab-separated ``text``, committed."""
+    raw = database.engine.raw_connection()
+    try:
+        cursor: Any = raw.cursor()
+        with cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            copy.write(text)
+        raw.commit()
+    finally:
+        raw.close()
