@@ -28,6 +28,7 @@ from cityhub.domains.identity.service.consent import (
     consenting_people,
     grant_consent,
     has_consent,
+    reachable_people,
     withdraw_consent,
 )
 from cityhub.domains.identity.service.delegation import (
@@ -104,6 +105,7 @@ __all__ = [
     "page_user",
     "person_of_account",
     "principal_from_api_key",
+    "reachable_people",
     "remember_locale",
     "require",
     "require_citywide",

@@ -22,7 +22,7 @@ from cityhub.domains.identity import (
 )
 from cityhub.domains.market import schemas
 from cityhub.domains.market.models import Merchant
-from cityhub.domains.market.service import batches, coupons, merchants, reports, stores
+from cityhub.domains.market.service import batches, coupons, merchants, reports, stores, targeting
 from cityhub.domains.market.service.access import REVIEW
 from cityhub.domains.market.settings import MarketSettings
 from cityhub.kernel.db import Database, utcnow
@@ -400,6 +400,34 @@ def merchant_report(
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     return reports.shaped(merchant_id, query, rows)
+
+
+@router.post(
+    "/merchants/{merchant_id}/batches/{batch_id}/pushes",
+    response_model=schemas.PushOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Offer a batch to residents of a segment who agreed to offers (counts only, never who)",
+)
+def push_batch(
+    merchant_id: int,
+    batch_id: int,
+    body: schemas.PushIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> schemas.PushOut:
+    return targeting.push(session, principal, merchant_id, batch_id, body, settings.timezone)
+
+
+@router.get(
+    "/merchants/{merchant_id}/batches/{batch_id}/pushes",
+    response_model=list[schemas.PushOut],
+    summary="The batch's offers so far, with how many each reached",
+)
+def batch_pushes(
+    merchant_id: int, batch_id: int, principal: CurrentPrincipal, session: DbSession
+) -> list[schemas.PushOut]:
+    return targeting.pushes(session, principal, merchant_id, batch_id)
 
 
 @router.get(

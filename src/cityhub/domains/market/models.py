@@ -236,3 +236,29 @@ class CouponEvent(Base):
     value_cents: Mapped[int] = mapped_column(Integer, default=0)
     day: Mapped[date] = mapped_column(Date)  # local day in the platform's time zone
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Push(Base):
+    """A merchant's offer of a batch to a segment of residents who agreed to marketing; the merchant learns
+    how many it reached, never who."""
+
+    __tablename__ = "market_push"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), index=True)
+    segment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    matched: Mapped[int] = mapped_column(Integer)  # consenting residents in the segment
+    reached: Mapped[int] = mapped_column(Integer)  # of them, those not offered this batch before
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PushRecipient(Base):
+    """Who was offered a batch (kept inside the platform): nobody gets the same batch twice."""
+
+    __tablename__ = "market_push_recipient"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    push_id: Mapped[int] = mapped_column(ForeignKey("market_push.id"), index=True)

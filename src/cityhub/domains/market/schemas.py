@@ -365,3 +365,27 @@ class ReportOut(BaseModel):
     last_day: str
     group: str
     rows: list[ReportRowOut]
+
+
+class PushIn(_Strict):
+    """Who should be offered the batch: residents of these communities (codes; none: the merchant's own
+    community) aged between the bounds, of those who agreed to offers from merchants."""
+
+    communities: list[str] = Field(default_factory=list, max_length=20)
+    age_min: int | None = Field(None, ge=0, le=120)
+    age_max: int | None = Field(None, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _ages(self) -> PushIn:
+        if self.age_min is not None and self.age_max is not None and self.age_max < self.age_min:
+            raise ValueError("age_max must be at least age_min")
+        return self
+
+
+class PushOut(BaseModel):
+    id: int
+    batch_id: int
+    segment: dict[str, object]
+    matched: int = Field(description="Residents in the segment who agreed to offers.")
+    reached: int = Field(description="Of them, those offered this batch for the first time now.")
+    created_at: datetime

@@ -433,6 +433,12 @@ def claim(
 # --- my coupons ----------------------------------------------------------------------------------------
 
 
+@router.get("/market/batches/{batch_id}")
+def batch_link(batch_id: int, session: DbSession) -> Response:
+    """Where an offer's link leads: a store where the batch can be claimed and used."""
+    return _redirect(f"/market/stores/{batches.store_offering(session, batch_id)}")
+
+
 @router.get("/market/me/coupons")
 def my_coupons_page(request: Request, user: SignedIn, session: DbSession) -> Response:
     mine = coupons.my_coupons(session, user, None)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity.models import Consent
+from cityhub.domains.identity.models import Account, Consent, OrgUnit, Person
 from cityhub.kernel import audit, events
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import ValidationProblem
@@ -107,3 +108,46 @@ def consent_history(session: Session, person_id: int) -> list[Consent]:
             .order_by(Consent.granted_at.desc(), Consent.id.desc())
         )
     )
+
+
+def reachable_people(
+    session: Session,
+    purpose: str,
+    *,
+    unit_ids: list[int] | None = None,
+    born_after: date | None = None,
+    born_before: date | None = None,
+) -> list[tuple[int, int]]:
+    """(person id, account id) of everyone with an active consent for ``purpose`` and an active account,
+    living in one of the units' subtrees (None: anywhere) and born in the range: whom a consented message may
+    reach. The caller learns how many, never who, unless it is the platform sending the message."""
+    _check_purpose(purpose)
+    statement = (
+        select(Person.id, Account.id)
+        .join(Account, Account.person_id == Person.id)
+        .where(
+            Account.is_active.is_(True),
+            Person.id.in_(
+                select(Consent.person_id).where(Consent.purpose == purpose, Consent.withdrawn_at.is_(None))
+            ),
+        )
+        .order_by(Person.id, Account.id)
+    )
+    if unit_ids is not None:
+        paths = _paths(session, unit_ids)
+        if not paths:
+            return []
+        inside = select(OrgUnit.id).where(or_(*(OrgUnit.path.startswith(path) for path in paths)))
+        statement = statement.where(Person.home_unit_id.in_(inside))
+    if born_after is not None:
+        statement = statement.where(Person.birth_date >= born_after)
+    if born_before is not None:
+        statement = statement.where(Person.birth_date <= born_before)
+    first_account: dict[int, int] = {}
+    for person_id, account_id in session.execute(statement):
+        first_account.setdefault(person_id, account_id)
+    return sorted(first_account.items())
+
+
+def _paths(session: Session, unit_ids: list[int]) -> list[str]:
+    return list(session.scalars(select(OrgUnit.path).where(OrgUnit.id.in_(unit_ids))))

@@ -177,6 +177,20 @@ def totals(session: Session, batch_ids: list[int]) -> dict[int, tuple[int, int]]
     return {batch_id: (int(claimed), int(redeemed)) for batch_id, claimed, redeemed in rows}
 
 
+def store_offering(session: Session, batch_id: int) -> int:
+    """A listed store where a public batch can be used (the first by id): where an offer's link leads."""
+    batch, _name = public_batch(session, batch_id)
+    statement = select(Store.id).where(Store.merchant_id == batch.merchant_id, Store.listed.is_(True))
+    if not batch.all_stores:
+        statement = statement.where(
+            Store.id.in_(select(BatchStore.store_id).where(BatchStore.batch_id == batch.id))
+        )
+    store_id = session.scalar(statement.order_by(Store.id).limit(1))
+    if store_id is None:
+        raise NotFound(_("Batch %(id)s does not exist.", id=batch_id))
+    return store_id
+
+
 def shape(session: Session, batches: list[Batch], merchant_name: str) -> list[schemas.BatchOut]:
     stores: dict[int, list[int]] = {batch.id: [] for batch in batches}
     counted = totals(session, list(stores)) if batches else {}
