@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.identity import (
@@ -21,8 +21,8 @@ from cityhub.domains.identity import (
     require_permission,
 )
 from cityhub.domains.market import schemas
-from cityhub.domains.market.models import Merchant
-from cityhub.domains.market.service import batches, coupons, merchants, reports, stores, targeting
+from cityhub.domains.market.models import CommissionRule, Merchant
+from cityhub.domains.market.service import batches, coupons, ledger, merchants, reports, stores, targeting
 from cityhub.domains.market.service.access import REVIEW
 from cityhub.domains.market.settings import MarketSettings
 from cityhub.kernel.db import Database, utcnow
@@ -428,6 +428,70 @@ def batch_pushes(
     merchant_id: int, batch_id: int, principal: CurrentPrincipal, session: DbSession
 ) -> list[schemas.PushOut]:
     return targeting.pushes(session, principal, merchant_id, batch_id)
+
+
+@router.get("/commission-rules", response_model=list[schemas.CommissionRuleOut], summary="Commission rules")
+def commission_rules(principal: CurrentPrincipal, session: DbSession) -> list[CommissionRule]:
+    return ledger.rules(session, principal)
+
+
+@router.post(
+    "/commission-rules",
+    response_model=schemas.CommissionRuleOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a commission rule for a merchant or a category, in force from a moment on",
+)
+def add_commission_rule(
+    body: schemas.CommissionRuleIn, principal: CurrentPrincipal, session: DbSession
+) -> CommissionRule:
+    return ledger.add_rule(session, principal, body)
+
+
+@router.post(
+    "/merchants/{merchant_id}/charges",
+    status_code=status.HTTP_201_CREATED,
+    summary="Charge a featured-listing fee, or record a payment received from the merchant",
+)
+def charge(
+    merchant_id: int,
+    body: schemas.ChargeIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> dict[str, int]:
+    return {"transaction_id": ledger.charge(session, principal, merchant_id, body, settings.timezone)}
+
+
+@router.get(
+    "/merchants/{merchant_id}/statements/{month}",
+    response_model=schemas.StatementOut,
+    summary="The merchant's monthly statement (owners and the operator; format=csv for a file)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def monthly_statement(
+    merchant_id: int,
+    month: Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
+    principal: CurrentPrincipal,
+    session: DbSession,
+    file_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> Response | schemas.StatementOut:
+    found = ledger.statement(session, principal, merchant_id, month)
+    if file_format == "csv":
+        return Response(
+            ledger.statement_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="statement-{merchant_id}-{month}.csv"'},
+        )
+    return found
+
+
+@router.get("/revenue/{month}", response_model=list[schemas.RevenueRow], summary="The operator's month")
+def revenue(
+    month: Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> list[schemas.RevenueRow]:
+    return ledger.revenue(session, principal, month)
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """Market commands: `cityhub market merchants` lists merchants by state (the review queue from a terminal);
-`cityhub market expire` marks every coupon past its validity expired now, with a progress bar."""
+`cityhub market expire` marks every coupon past its validity expired now, with a progress bar; `cityhub
+market reconcile` checks the operator's books."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from cityhub.domains.market.models import MERCHANT_STATES, Coupon, Merchant
+from cityhub.domains.market.service import ledger
 from cityhub.domains.market.service.coupons import expire_due
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.settings import get_settings
@@ -78,3 +80,21 @@ def expire() -> None:
     finally:
         database.dispose()
     console.print(f"expired {due or 0} coupon(s)")
+
+
+@market_app.command("reconcile")
+def reconcile() -> None:
+    """Check the operator's books: every transaction balances and every redemption carries the commission
+    its rules give. Exits 1 and lists the problems when they do not agree."""
+    database = Database.from_settings(get_settings())
+    try:
+        with database.reading() as session:
+            problems = ledger.reconcile(session)
+    finally:
+        database.dispose()
+    for problem in problems[:200]:
+        console.print(f"[red]{problem}[/]")
+    if problems:
+        console.print(f"{len(problems)} problem(s)")
+        raise typer.Exit(1)
+    console.print("the books agree")

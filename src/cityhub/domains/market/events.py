@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from cityhub.kernel import events
 
 
@@ -15,3 +17,5 @@ class CouponsRedeemed(events.Event):
     staff: str
     codes: list[str]
     value_cents: int
+    redemption_key: str  # the till's client key: with the merchant, names the redemption once
+    redeemed_at: datetime

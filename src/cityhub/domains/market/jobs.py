@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from cityhub.domains.market.events import CouponsRedeemed
+from cityhub.domains.market.service import ledger
 from cityhub.domains.market.service.coupons import expire_due
 from cityhub.domains.market.settings import MarketSettings
 from cityhub.kernel.jobs import JobContext
@@ -11,3 +15,8 @@ from cityhub.kernel.settings import domain_settings
 def expire_coupons(ctx: JobContext) -> None:
     """Periodic: coupons past their validity become expired, up to ``coupon_expiry_batch`` a pass."""
     expire_due(ctx.session, ctx.settings.timezone, domain_settings(MarketSettings).coupon_expiry_batch)
+
+
+def post_commission(session: Session, event: CouponsRedeemed) -> None:
+    """Event handler: the operator's commission on a redemption (posted once however often it runs)."""
+    ledger.on_coupons_redeemed(session, event)

@@ -31,11 +31,17 @@ MANIFEST = Domain(
             ("merchant_owner",),
         ),
         Permission(
+            "market.revenue.manage",
+            _l("Set commission rules, charge listing fees, record merchants' payments, see the revenue"),
+            ("operator",),
+        ),
+        Permission(
             "market.coupons.redeem",
             _l("Look up and redeem one's merchant's coupons at the counter"),
             ("merchant_owner", "merchant_clerk"),
         ),
     ),
+    event_handlers={"market.coupons_redeemed": ("cityhub.domains.market.jobs:post_commission",)},
     periodic_jobs=(
         PeriodicJob(
             "market.coupons.expire", timedelta(minutes=15), "cityhub.domains.market.jobs:expire_coupons"

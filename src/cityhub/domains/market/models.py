@@ -262,3 +262,67 @@ class PushRecipient(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), primary_key=True)
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     push_id: Mapped[int] = mapped_column(ForeignKey("market_push.id"), index=True)
+
+
+LEDGER_KINDS = ("commission", "listing_fee", "settlement")
+ACCOUNTS = ("merchant_receivable", "commission_revenue", "listing_revenue", "operator_cash")
+
+
+class CommissionRule(Base):
+    """What the operator earns on a merchant's redemptions: a share of the value redeemed (basis points) or a
+    fixed amount per coupon, for one merchant or for a merchant category, from a moment on. The most
+    specific rule in force at the redemption applies (the merchant's own before its category's)."""
+
+    __tablename__ = "market_commission_rule"
+    __table_args__ = (
+        CheckConstraint("(merchant_id IS NULL) <> (category IS NULL)", name="one_target"),
+        CheckConstraint("rate_bp >= 0 AND rate_bp <= 10000 AND fixed_cents >= 0", name="amounts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("market_merchant.id"), index=True)
+    category: Mapped[str | None] = mapped_column(String(32), index=True)
+    rate_bp: Mapped[int] = mapped_column(Integer, default=0)  # 150 = 1.5 % of the value redeemed
+    fixed_cents: Mapped[int] = mapped_column(Integer, default=0)  # per coupon redeemed
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerTransaction(Base):
+    """One business fact in money: a commission on a redemption, a listing fee, a merchant's payment. Its
+    entries balance; ``source`` makes posting the same fact twice impossible (event handlers run at least
+    once)."""
+
+    __tablename__ = "market_ledger_txn"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {LEDGER_KINDS!r}", name="kind"),
+        Index("ix_market_ledger_txn_merchant_month", "merchant_id", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200), unique=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM in the platform's zone
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("market_commission_rule.id"))
+    basis_cents: Mapped[int] = mapped_column(Integer, default=0)  # the value the commission was taken on
+    memo: Mapped[str] = mapped_column(String(400), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerEntry(Base):
+    """One side of a transaction: an amount debited or credited to an account (for a merchant)."""
+
+    __tablename__ = "market_ledger_entry"
+    __table_args__ = (
+        CheckConstraint(f"account IN {ACCOUNTS!r}", name="account"),
+        CheckConstraint("debit_cents >= 0 AND credit_cents >= 0", name="amounts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("market_ledger_txn.id"), index=True)
+    account: Mapped[str] = mapped_column(String(32))
+    merchant_id: Mapped[int] = mapped_column(Integer, index=True)
+    debit_cents: Mapped[int] = mapped_column(Integer, default=0)
+    credit_cents: Mapped[int] = mapped_column(Integer, default=0)

@@ -389,3 +389,70 @@ class PushOut(BaseModel):
     matched: int = Field(description="Residents in the segment who agreed to offers.")
     reached: int = Field(description="Of them, those offered this batch for the first time now.")
     created_at: datetime
+
+
+class CommissionRuleIn(_Strict):
+    merchant_id: int | None = None
+    category: Category | None = None
+    rate_bp: int = Field(0, ge=0, le=10_000, description="Basis points of the value redeemed (150 = 1.5 %).")
+    fixed_cents: int = Field(0, ge=0, le=100_000, description="Per coupon redeemed.")
+    valid_from: datetime | None = Field(None, description="Default: now.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CommissionRuleIn:
+        if (self.merchant_id is None) == (self.category is None):
+            raise ValueError("give either merchant_id or category")
+        if self.valid_from is not None and self.valid_from.tzinfo is None:
+            raise ValueError("give valid_from with a zone offset")
+        return self
+
+
+class CommissionRuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    merchant_id: int | None
+    category: str | None
+    rate_bp: int
+    fixed_cents: int
+    valid_from: datetime
+    created_by: str
+
+
+class ChargeIn(_Strict):
+    kind: Literal["listing_fee", "settlement"]
+    amount_cents: int = Field(ge=1, le=1_000_000_000)
+    reference: str = Field(
+        min_length=1, max_length=100, description="Unique per merchant: an invoice or transfer."
+    )
+    memo: str = Field("", max_length=400)
+
+
+class StatementLine(BaseModel):
+    at: datetime
+    kind: str
+    memo: str
+    basis_cents: int = Field(description="The value redeemed a commission was taken on.")
+    charged_cents: int
+    paid_cents: int
+
+
+class StatementOut(BaseModel):
+    merchant_id: int
+    merchant_name: str
+    month: str
+    opening_balance_cents: int
+    commission_cents: int
+    listing_fee_cents: int
+    paid_cents: int
+    closing_balance_cents: int
+    lines: list[StatementLine]
+
+
+class RevenueRow(BaseModel):
+    merchant_id: int
+    merchant_name: str
+    commission_cents: int
+    listing_fee_cents: int
+    paid_cents: int
+    owed_cents: int = Field(description="What the merchant owes now, all months together.")

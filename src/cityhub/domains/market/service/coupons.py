@@ -361,6 +361,8 @@ def redeem(
             staff=principal.actor,
             codes=[coupon.code for coupon, _b in held],
             value_cents=sum(values),
+            redemption_key=data.client_key,
+            redeemed_at=clock.now,
         ),
     )
     return _answer(data, held, replayed=False)
