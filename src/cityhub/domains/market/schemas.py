@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityhub.domains.market.models import BATCH_KINDS
 
-MERCHANT_CATEGORIES = (
-    "food",
-    "grocery",
-    "pharmacy",
-    "beauty",
-    "education",
-    "housekeeping",
-    "repair",
-    "fitness",
-    "entertainment",
-    "other",
-)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-4]):[0-5]\d$")
 
@@ -38,8 +26,9 @@ Category = Literal[
     "entertainment",
     "other",
 ]
+MERCHANT_CATEGORIES: tuple[str, ...] = get_args(Category)
 BatchKind = Literal["CASH", "DISCOUNT", "GIFT", "GROUPON", "GENERAL"]
-assert set(BATCH_KINDS) == set(BatchKind.__args__)  # type: ignore[attr-defined]
+assert set(BATCH_KINDS) == set(get_args(BatchKind))
 
 
 class _Strict(BaseModel):

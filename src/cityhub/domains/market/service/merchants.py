@@ -51,15 +51,9 @@ def apply(session: Session, principal: Principal, data: schemas.MerchantIn) -> M
     community = get_unit_by_code(session, data.community)
     if community.kind != "community":
         raise ValidationProblem(_("Choose the community the business is in."), field="community")
-    merchant = Merchant(
+    merchant = _merchant(
+        data,
         code="M" + secrets.token_hex(5).upper(),
-        name=data.name,
-        name_en=data.name_en,
-        category=data.category,
-        licence_number=data.licence_number,
-        contact_phone=data.contact_phone,
-        description=data.description,
-        documents=[],
         status="pending",
         applicant_account_id=principal.account_id,
         home_unit_id=community.id,
@@ -86,15 +80,9 @@ def enrol(
         raise ValidationProblem(_("Only a merchant organisation can be enrolled."), field="organization_id")
     if session.scalar(select(Merchant.id).where(Merchant.organization_id == organization_id)) is not None:
         raise Conflict(_("This organisation is already a merchant."), slug="already-enrolled")
-    merchant = Merchant(
+    merchant = _merchant(
+        data,
         code=organization.code,
-        name=data.name,
-        name_en=data.name_en,
-        category=data.category,
-        licence_number=data.licence_number,
-        contact_phone=data.contact_phone,
-        description=data.description,
-        documents=[],
         status="approved",
         applicant_account_id=owner_account_id,
         home_unit_id=organization.org_unit_id,
@@ -113,6 +101,14 @@ def enrol(
         details={"organization": organization.code},
     )
     return merchant
+
+
+def _merchant(data: schemas.MerchantIn, **state: object) -> Merchant:
+    """A merchant row from what the applicant stated, in the given state."""
+    stated = data.model_dump(
+        include={"name", "name_en", "category", "licence_number", "contact_phone", "description"}
+    )
+    return Merchant(**stated, documents=[], **state)
 
 
 def add_document(
