@@ -6,6 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select, update
+
+from cityhub.domains.market.jobs import roll_up_reports
+from cityhub.domains.market.models import CouponEvent, ReportDay, RollupMark
+from cityhub.domains.market.service import reports
+from cityhub.kernel.jobs import JobContext
 from tests.domains.market.world import API, build_market, make_batch
 
 
@@ -117,3 +123,54 @@ def test_report_range_and_permissions(client, database) -> None:  # type: ignore
     for who in (market.clerk, market.till, market.resident, market.operator):
         assert client.get(base, headers=who).status_code == 403
     assert client.get(base).status_code == 401
+
+
+def test_closed_days_come_from_the_rollup_and_agree_with_the_events(client, database, settings) -> None:  # type: ignore[no-untyped-def]
+    market = build_market(client, database)
+    batch = make_batch(client, market, per_person_limit=10)
+    for who in (market.resident, market.resident, market.neighbour, market.owner):
+        client.get(f"{API}/batches/{batch}", headers=who)
+        code = client.post(f"{API}/batches/{batch}/claim", headers=who).json()["code"]
+        body = {
+            "codes": [code],
+            "store_id": market.stores[0],
+            "amount_cents": 5000,
+            "client_key": f"roll-{code}",
+        }
+        client.post(f"{API}/merchants/{market.merchant_id}/redemptions", json=body, headers=market.till)
+    today = _today()
+    with database.unit_of_work() as session:  # spread the events over the last four days
+        ids = session.scalars(select(CouponEvent.id).order_by(CouponEvent.id)).all()
+        for index, event_id in enumerate(ids):
+            day = today - timedelta(days=index % 4)
+            session.execute(update(CouponEvent).where(CouponEvent.id == event_id).values(day=day))
+    url = f"{API}/merchants/{market.merchant_id}/reports"
+    live = client.get(url, headers=market.owner).json()["rows"]
+    with database.unit_of_work() as session:
+        written = reports.roll_up(session, today - timedelta(days=1))
+        assert written > 0 and reports.roll_up(session, today - timedelta(days=1)) == 0
+    rolled = client.get(url, headers=market.owner).json()["rows"]
+    assert rolled == live
+    with database.reading() as session:
+        assert session.scalar(select(func.max(ReportDay.day))) <= today - timedelta(days=1)
+    # a claim today is counted live after the rollup
+    client.post(f"{API}/batches/{batch}/claim", headers=market.neighbour)
+    assert client.get(url, headers=market.owner).json()["rows"][-1]["claims"] == live[-1]["claims"] + 1
+    by_batch = client.get(url, params={"group": "batch"}, headers=market.owner).json()["rows"]
+    assert by_batch[0]["claims"] == 5  # per batch reads the events: distinct people over the whole range
+
+
+def test_the_rollup_job_rolls_the_days_that_are_over(client, database, settings) -> None:  # type: ignore[no-untyped-def]
+    market = build_market(client, database)
+    batch = make_batch(client, market)
+    client.post(f"{API}/batches/{batch}/claim", headers=market.resident)
+    with database.unit_of_work() as session:
+        session.execute(update(CouponEvent).values(day=_today() - timedelta(days=3)))
+    with database.unit_of_work() as session:
+        roll_up_reports(JobContext(session, settings, 0, "market.reports.rollup", 1, {}))
+    with database.reading() as session:
+        assert session.scalar(select(RollupMark.last_day)) in (
+            _today() - timedelta(days=1),
+            _today() - timedelta(days=2),
+        )
+        assert session.scalar(select(func.sum(ReportDay.events))) == 1

@@ -44,6 +44,9 @@ MANIFEST = Domain(
     event_handlers={"market.coupons_redeemed": ("cityhub.domains.market.jobs:post_commission",)},
     periodic_jobs=(
         PeriodicJob(
+            "market.reports.rollup", timedelta(hours=1), "cityhub.domains.market.jobs:roll_up_reports"
+        ),
+        PeriodicJob(
             "market.coupons.expire", timedelta(minutes=15), "cityhub.domains.market.jobs:expire_coupons"
         ),
     ),

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -326,3 +327,27 @@ class LedgerEntry(Base):
     merchant_id: Mapped[int] = mapped_column(Integer, index=True)
     debit_cents: Mapped[int] = mapped_column(Integer, default=0)
     credit_cents: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportDay(Base):
+    """A closed day of a merchant's coupon events, counted once (the datacube's daily row): daily reports
+    read these for past days and the events only for the days not rolled up yet (today)."""
+
+    __tablename__ = "market_report_day"
+
+    merchant_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer)
+    people: Mapped[int] = mapped_column(Integer)
+    value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupMark(Base):
+    """The last day whose events are all in ``market_report_day`` (one row)."""
+
+    __tablename__ = "market_rollup_mark"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_day: Mapped[date] = mapped_column(Date)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal
 from cityhub.domains.market import schemas
-from cityhub.domains.market.models import Batch, CouponEvent, Store
+from cityhub.domains.market.models import Batch, CouponEvent, ReportDay, RollupMark, Store
 from cityhub.domains.market.service.access import MANAGE, merchant_for
 from cityhub.kernel.errors import ValidationProblem
 from cityhub.kernel.i18n import gettext as _
@@ -91,7 +92,21 @@ def report(session: Session, principal: Principal, merchant_id: int, query: Repo
     if query.store_id is not None:
         statement = statement.where(CouponEvent.store_id == query.store_id)
     rows = _rows(session, merchant.id, query)
-    for key, kind, count, people, value in session.execute(statement):
+    rolled_to = (
+        _rolled_to(session)
+        if query.group == "day" and query.batch_id is None and query.store_id is None
+        else None
+    )
+    if rolled_to is not None and rolled_to >= query.first:
+        # Closed days from the daily rollup; only the days after it (today) from the events.
+        statement = statement.where(CouponEvent.day > rolled_to)
+        _count(rows, session.execute(_rolled(merchant.id, query.first, min(rolled_to, query.last))))
+    _count(rows, session.execute(statement))
+    return sorted(rows.values(), key=lambda row: row.key if query.group == "day" else int(row.key))
+
+
+def _count(rows: dict[str, ReportRow], counted: Iterable[Sequence[Any]]) -> None:
+    for key, kind, count, people, value in counted:
         if key is None:  # claims and views name no store
             continue
         row = rows.setdefault(str(key), ReportRow(str(key), str(key)))
@@ -99,7 +114,48 @@ def report(session: Session, principal: Principal, merchant_id: int, query: Repo
         row.people[kind] = people
         if kind == "redeem":
             row.redeemed_value_cents = int(value or 0)
-    return sorted(rows.values(), key=lambda row: row.key if query.group == "day" else int(row.key))
+
+
+def _rolled_to(session: Session) -> date | None:
+    return session.scalar(select(RollupMark.last_day).where(RollupMark.id == 1))
+
+
+def _rolled(merchant_id: int, first: date, last: date) -> Select[date, str, int, int, int]:
+    return select(
+        ReportDay.day, ReportDay.kind, ReportDay.events, ReportDay.people, ReportDay.value_cents
+    ).where(ReportDay.merchant_id == merchant_id, ReportDay.day >= first, ReportDay.day <= last)
+
+
+def roll_up(session: Session, through: date) -> int:
+    """Count every merchant's events of the days after the mark up to ``through`` into the daily rollup
+    (days must be over: events are stamped with the day they happen); the rows written."""
+    mark = _rolled_to(session)
+    if mark is not None and mark >= through:
+        return 0
+    days = select(
+        CouponEvent.merchant_id,
+        CouponEvent.day,
+        CouponEvent.kind,
+        func.count(),
+        func.count(func.distinct(CouponEvent.person_id)),
+        func.coalesce(func.sum(CouponEvent.value_cents), 0),
+    ).where(CouponEvent.day <= through)
+    if mark is not None:
+        days = days.where(CouponEvent.day > mark)
+    rows = session.execute(days.group_by(CouponEvent.merchant_id, CouponEvent.day, CouponEvent.kind)).all()
+    if rows:
+        session.execute(
+            insert(ReportDay),
+            [
+                {"merchant_id": m, "day": d, "kind": k, "events": n, "people": p, "value_cents": v}
+                for m, d, k, n, p, v in rows
+            ],
+        )
+    if mark is None:
+        session.add(RollupMark(id=1, last_day=through))
+    else:
+        session.execute(update(RollupMark).where(RollupMark.id == 1).values(last_day=through))
+    return len(rows)
 
 
 def _rows(session: Session, merchant_id: int, query: ReportQuery) -> dict[str, ReportRow]:
