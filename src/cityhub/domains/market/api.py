@@ -22,7 +22,16 @@ from cityhub.domains.identity import (
 )
 from cityhub.domains.market import schemas
 from cityhub.domains.market.models import CommissionRule, Merchant
-from cityhub.domains.market.service import batches, coupons, ledger, merchants, reports, stores, targeting
+from cityhub.domains.market.service import (
+    abuse,
+    batches,
+    coupons,
+    ledger,
+    merchants,
+    reports,
+    stores,
+    targeting,
+)
 from cityhub.domains.market.service.access import REVIEW
 from cityhub.domains.market.settings import MarketSettings
 from cityhub.kernel.db import Database, utcnow
@@ -170,14 +179,15 @@ def my_merchants(principal: CurrentPrincipal, session: DbSession) -> list[Mercha
     return merchants.my_merchants(session, principal)
 
 
-def _claim_limits(request: Request, principal: Principal, settings: AppSettings) -> None:
+def claim_limits(request: Request, principal: Principal, settings: AppSettings) -> str:
     """Rate limits per person (a new account of the same real-name person is the same person) and per
-    device."""
+    device; the device, which the claim's event keeps for the suspicious-claims report."""
     market = market_settings()
     storage = settings.rate_limits.storage_uri
     enforce(storage, market.claim_rate, "market.claim.person", str(principal.person_id or principal.actor))
     device = request.headers.get("x-device-id") or client_address(request)
     enforce(storage, market.device_claim_rate, "market.claim.device", device[:100])
+    return device[:100]
 
 
 @router.post(
@@ -189,9 +199,9 @@ def _claim_limits(request: Request, principal: Principal, settings: AppSettings)
 def claim(
     batch_id: int, request: Request, principal: CurrentPrincipal, database: OneHop, settings: AppSettings
 ) -> schemas.CouponOut:
-    _claim_limits(request, principal, settings)
+    device = claim_limits(request, principal, settings)
     with database.unit_of_work() as session:
-        return coupons.claim(session, principal, batch_id, settings.timezone)
+        return coupons.claim(session, principal, batch_id, settings.timezone, device)
 
 
 CouponStatus = Literal["claimed", "redeemed", "expired", "voided"]
@@ -255,6 +265,19 @@ def enrol(body: schemas.EnrolIn, principal: Reviewer, session: DbSession) -> Mer
     organization = get_organization_by_code(session, body.organization)
     owner = account_id_of(session, body.owner_username)
     return merchants.enrol(session, principal, organization.id, owner, body)
+
+
+@router.get(
+    "/suspicious-claims",
+    response_model=schemas.SuspiciousOut,
+    summary="Devices claiming for several people and people claiming far above the median (audited)",
+)
+def suspicious_claims(
+    principal: Reviewer,
+    session: DbWriteSession,
+    days: Annotated[int, Query(ge=1, le=90)] = 7,
+) -> schemas.SuspiciousOut:
+    return abuse.suspicious_claims(session, principal, days, market_settings())
 
 
 @router.get(

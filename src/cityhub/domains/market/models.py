@@ -235,6 +235,7 @@ class CouponEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
     person_id: Mapped[int | None] = mapped_column(Integer)
     value_cents: Mapped[int] = mapped_column(Integer, default=0)
+    device: Mapped[str | None] = mapped_column(String(100))  # of a claim: the X-Device-Id, else the address
     day: Mapped[date] = mapped_column(Date)  # local day in the platform's time zone
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

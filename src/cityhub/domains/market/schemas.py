@@ -445,3 +445,22 @@ class RevenueRow(BaseModel):
     listing_fee_cents: int
     paid_cents: int
     owed_cents: int = Field(description="What the merchant owes now, all months together.")
+
+
+class SuspiciousDevice(BaseModel):
+    device: str
+    people: int = Field(description="Different people who claimed from it.")
+    claims: int
+
+
+class SuspiciousPerson(BaseModel):
+    person_id: int
+    name: str = Field(description="Masked.")
+    claims: int
+
+
+class SuspiciousOut(BaseModel):
+    days: int
+    median_claims_per_person: float
+    devices: list[SuspiciousDevice]
+    people: list[SuspiciousPerson]

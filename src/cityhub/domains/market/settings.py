@@ -28,3 +28,15 @@ class MarketSettings(DomainSettings):
     coupon_expiry_batch: int = Field(
         5000, ge=100, le=100_000, description="Coupons the expiry job marks expired per pass."
     )
+    suspicious_device_people: int = Field(
+        3,
+        ge=2,
+        le=100,
+        description="A device that claimed for this many people or more is reported as suspicious.",
+    )
+    suspicious_claims_factor: int = Field(
+        5,
+        ge=2,
+        le=100,
+        description="A person claiming this many times the median claimer (and at least 10) is reported.",
+    )

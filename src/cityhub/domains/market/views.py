@@ -39,7 +39,7 @@ from cityhub.domains.identity import (
     usernames_of,
 )
 from cityhub.domains.market import schemas
-from cityhub.domains.market.api import market_settings
+from cityhub.domains.market.api import claim_limits, market_settings
 from cityhub.domains.market.models import Merchant
 from cityhub.domains.market.service import batches, coupons, merchants, reports, stores
 from cityhub.domains.market.service.access import MANAGE, REDEEM, REVIEW, merchant_for
@@ -49,9 +49,8 @@ from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.qr import qr_svg
-from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
-from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, client_address, get_database, render
+from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, get_database, render
 
 router = APIRouter()
 ResultT = TypeVar("ResultT")
@@ -390,15 +389,6 @@ def store_page(
     return _page(request, "store.html", context)
 
 
-def _claim_limits(request: Request, user: Principal, settings: AppSettings) -> None:
-    """The API's limits (see api._claim_limits): per person and per device."""
-    market = market_settings()
-    storage = settings.rate_limits.storage_uri
-    enforce(storage, market.claim_rate, "market.claim.person", str(user.person_id or user.actor))
-    device = request.headers.get("x-device-id") or client_address(request)
-    enforce(storage, market.device_claim_rate, "market.claim.device", device[:100])
-
-
 @router.post("/market/stores/{store_id}/batches/{batch_id}/claim", dependencies=[CsrfChecked])
 def claim(
     request: Request, visitor: PageVisitor, settings: AppSettings, store_id: int, batch_id: int
@@ -411,9 +401,9 @@ def claim(
     claimed: schemas.CouponOut | None = None
     refusal: str | None = None
     try:
-        _claim_limits(request, user, settings)
+        device = claim_limits(request, user, settings)
         with database.unit_of_work() as session:
-            claimed = coupons.claim(session, user, batch_id, settings.timezone)
+            claimed = coupons.claim(session, user, batch_id, settings.timezone, device)
     except Problem as problem:
         refusal = _detail(problem)
     if request.headers.get("HX-Request"):

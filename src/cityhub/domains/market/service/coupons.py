@@ -74,7 +74,9 @@ def record(session: Session, clock: Clock, batch: Batch, kind: str, **fields: ob
     )
 
 
-def claim(session: Session, principal: Principal, batch_id: int, tz: str) -> schemas.CouponOut:
+def claim(
+    session: Session, principal: Principal, batch_id: int, tz: str, device: str | None = None
+) -> schemas.CouponOut:
     person_id = person_of(principal)
     clock = Clock(utcnow(), tz)
     row = session.execute(
@@ -106,7 +108,7 @@ def claim(session: Session, principal: Principal, batch_id: int, tz: str) -> sch
     valid_from, valid_until = _validity(batch, clock.now)
     coupon = _insert_coupon(session, batch.id, person_id, clock.now, valid_from, valid_until)
     _take_from_stock(session, batch)
-    record(session, clock, batch, "claim", coupon_id=coupon.id, person_id=person_id)
+    record(session, clock, batch, "claim", coupon_id=coupon.id, person_id=person_id, device=device)
     return _shape(coupon, batch, merchant_name)
 
 
