@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -211,6 +212,4 @@ def is_postgres(session: Session) -> bool:
 def upsert_into(session: Session, table: Any) -> Any:
     """An INSERT with ``on_conflict_do_nothing``/``on_conflict_do_update`` for the session's database (both
     dialects spell it the same way; the portable ``insert`` has neither)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)

@@ -6,15 +6,15 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.kernel.db import Database
-from cityhub.kernel.errors import Forbidden
+from cityhub.kernel.errors import Forbidden, Problem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import csrf_token_for
@@ -94,6 +94,35 @@ def render(
     web layer installs its renderer as ``app.state.render`` (see cityhub.web.templating.render)."""
     renderer: Callable[..., HTMLResponse] = request.app.state.render
     return renderer(request, name, context, status_code)
+
+
+FLASH_KEY = "flash"  # base.html shows these messages once and forgets them
+ResultT = TypeVar("ResultT")
+
+
+def flash(request: Request, message: str) -> None:
+    """A message shown once on the next page."""
+    request.session[FLASH_KEY] = [*request.session.get(FLASH_KEY, []), message]
+
+
+def see_other(url: str) -> RedirectResponse:
+    """The redirect after a page's POST (303: the browser follows it with a GET)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
+    """Run a page's change in a savepoint: its result, or the Problem that undid it (for the page to show
+    next to the form, while the request's transaction goes on)."""
+    try:
+        with session.begin_nested():
+            return action()
+    except Problem as problem:
+        return problem
+
+
+def money(cents: int) -> str:
+    """An amount in yuan as pages show it: ¥1,234.50."""
+    return f"¥{cents / 100:,.2f}"
 
 
 def csrf_token(request: Request) -> str:

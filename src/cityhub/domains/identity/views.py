@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,16 +53,17 @@ from cityhub.kernel.web import (
     DbSession,
     DbWriteSession,
     SameSiteOnly,
+    attempt,
     client_address,
+    flash,
     get_database,
     render,
+    see_other,
 )
 
 router = APIRouter()
 
 LOGIN_PATH = "/login"
-FLASH_KEY = "flash"
-ResultT = TypeVar("ResultT")
 
 LABELS: dict[str, dict[Any, Any]] = {
     "kind": {
@@ -157,15 +158,6 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _flash(request: Request, message: str) -> None:
-    """A message shown once on the next page (base.html pops them)."""
-    request.session[FLASH_KEY] = [*request.session.get(FLASH_KEY, []), message]
-
-
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     zone = ZoneInfo(request.app.state.settings.timezone)
 
@@ -175,15 +167,6 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
     return render(
         request, name, {"labels": LABELS, "when": when, "unit_name": _unit_name, **context}, status_code
     )
-
-
-def _attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
-    """Run a change in a savepoint: its result, or the Problem that undid it (shown next to the form)."""
-    try:
-        with session.begin_nested():
-            return action()
-    except Problem as problem:
-        return problem
 
 
 def _person_id(user: Principal) -> int:
@@ -204,7 +187,7 @@ def login_form(
     request: Request, user: PageUser, next_path: Annotated[str, Query(alias="next")] = "/"
 ) -> Response:
     if user is not None:
-        return _redirect(safe_next(next_path))
+        return see_other(safe_next(next_path))
     return _page(request, "identity/login.html", {"next": safe_next(next_path), "username": ""})
 
 
@@ -231,7 +214,7 @@ def login(
     request.session.clear()
     request.session[SESSION_ACCOUNT_KEY] = account.id
     request.session[SESSION_TOKEN_KEY] = token  # a new session id, hence new CSRF tokens
-    return _redirect(target)
+    return see_other(target)
 
 
 def _login_refused(request: Request, problem: Problem, username: str, target: str) -> Response:
@@ -252,8 +235,8 @@ def logout(request: Request) -> Response:
         with get_database(request).unit_of_work() as session:
             page_sessions.end(session, account_id, token)
     request.session.clear()
-    _flash(request, _("You have logged out."))
-    return _redirect(LOGIN_PATH)
+    flash(request, _("You have logged out."))
+    return see_other(LOGIN_PATH)
 
 
 # --- the citizen card ----------------------------------------------------------------------------------
@@ -290,8 +273,8 @@ def card_code_fragment(
 def revoke_card(request: Request, user: SignedIn, session: DbSession) -> Response:
     person = people.get_person(session, _person_id(user))
     card.revoke_cards(session, person, user.actor)
-    _flash(request, _("All your earlier card codes are now invalid; the code below is new."))
-    return _redirect("/me/card")
+    flash(request, _("All your earlier card codes are now invalid; the code below is new."))
+    return see_other("/me/card")
 
 
 # --- household and consents ----------------------------------------------------------------------------
@@ -341,8 +324,8 @@ def grant_consent(
     request: Request, user: SignedIn, session: DbSession, purpose: Annotated[str, Form(max_length=64)]
 ) -> Response:
     consent.grant_consent(session, _person_id(user), purpose, actor=user.actor, channel="web")
-    _flash(request, _("Thank you; your consent is recorded."))
-    return _redirect("/me/consents")
+    flash(request, _("Thank you; your consent is recorded."))
+    return see_other("/me/consents")
 
 
 @router.post("/me/consents/withdraw", dependencies=[CsrfChecked])
@@ -350,8 +333,8 @@ def withdraw_consent(
     request: Request, user: SignedIn, session: DbSession, purpose: Annotated[str, Form(max_length=64)]
 ) -> Response:
     if consent.withdraw_consent(session, _person_id(user), purpose, actor=user.actor):
-        _flash(request, _("Your consent is withdrawn."))
-    return _redirect("/me/consents")
+        flash(request, _("Your consent is withdrawn."))
+    return see_other("/me/consents")
 
 
 # --- inbox --------------------------------------------------------------------------------------------
@@ -417,15 +400,15 @@ def read_notification(
     row = notifications.mark_read(session, _account_id(user), notification_id)
     if request.headers.get("HX-Request"):
         return _page(request, "identity/_inbox_item.html", {"item": row})
-    return _redirect(INBOX_PATH)
+    return see_other(INBOX_PATH)
 
 
 @router.post(INBOX_PATH + "/read-all", dependencies=[CsrfChecked])
 def read_all_notifications(request: Request, user: SignedIn, session: DbSession) -> Response:
     marked = notifications.mark_all_read(session, _account_id(user))
     if marked:
-        _flash(request, _("All messages are marked read."))
-    return _redirect(INBOX_PATH)
+        flash(request, _("All messages are marked read."))
+    return see_other(INBOX_PATH)
 
 
 @router.post(INBOX_PATH + "/preferences", dependencies=[CsrfChecked])
@@ -439,8 +422,8 @@ def save_notification_preference(
 ) -> Response:
     """Checkboxes: an unticked box is not sent, hence the False defaults."""
     notifications.set_preference(session, _account_id(user), topic, email=email, webhook=webhook)
-    _flash(request, _("Your choice is saved."))
-    return _redirect(INBOX_PATH + "#preferences")
+    flash(request, _("Your choice is saved."))
+    return see_other(INBOX_PATH + "#preferences")
 
 
 # --- console: index and org units ----------------------------------------------------------------------
@@ -526,14 +509,14 @@ def create_org_unit(
         lon=lon,
         lat=lat,
     )
-    outcome = _attempt(session, lambda: orgs.add_unit(session, user, data))
+    outcome = attempt(session, lambda: orgs.add_unit(session, user, data))
     if isinstance(outcome, Problem):
         parent_id = orgs.get_unit_by_code(session, parent_code).id if parent_code else None
         context = _org_units_context(session, user, paging, parent_id, None)
         context.update(error=outcome.detail, form=data.__dict__)
         return _page(request, "identity/admin/org_units.html", context, outcome.status)
-    _flash(request, _("Org unit %(name)s created.", name=outcome.name))
-    return _redirect(
+    flash(request, _("Org unit %(name)s created.", name=outcome.name))
+    return see_other(
         f"/admin/org-units?parent_id={outcome.parent_id}" if outcome.parent_id else "/admin/org-units"
     )
 
@@ -543,13 +526,13 @@ def import_org_units(
     request: Request, user: SignedIn, session: DbSession, paging: Paging, file: Annotated[UploadFile, File()]
 ) -> Response:
     require(user, "identity.orgs.manage")
-    outcome = _attempt(session, lambda: _import_units(session, user, file))
+    outcome = attempt(session, lambda: _import_units(session, user, file))
     if isinstance(outcome, Problem):
         context = _org_units_context(session, user, paging, None, None)
         context.update(import_error=outcome.detail)
         return _page(request, "identity/admin/org_units.html", context, outcome.status)
-    _flash(request, _("Imported %(count)s org units.", count=outcome))
-    return _redirect("/admin/org-units")
+    flash(request, _("Imported %(count)s org units.", count=outcome))
+    return see_other("/admin/org-units")
 
 
 def _import_units(session: Session, user: Principal, file: UploadFile) -> int:
@@ -639,13 +622,13 @@ def grant_role(
         unit = orgs.get_unit_by_code(session, org_unit_code.strip())
         return accounts.grant_role(session, user, account, role, unit)
 
-    outcome = _attempt(session, grant)
+    outcome = attempt(session, grant)
     if isinstance(outcome, Problem):
         context = _roles_context(session, user, username)
         context.update(error=outcome.detail, form={"role": role, "org_unit_code": org_unit_code})
         return _page(request, "identity/admin/roles.html", context, outcome.status)
-    _flash(request, _("Role granted."))
-    return _redirect(f"/admin/roles?{urlencode({'username': username})}")
+    flash(request, _("Role granted."))
+    return see_other(f"/admin/roles?{urlencode({'username': username})}")
 
 
 @router.post("/admin/roles/{assignment_id}/withdraw", dependencies=[CsrfChecked])
@@ -657,8 +640,8 @@ def withdraw_role(
     username: Annotated[str, Form(max_length=64)],
 ) -> Response:
     accounts.withdraw_role(session, user, assignment_id)
-    _flash(request, _("Role withdrawn."))
-    return _redirect(f"/admin/roles?{urlencode({'username': username})}")
+    flash(request, _("Role withdrawn."))
+    return see_other(f"/admin/roles?{urlencode({'username': username})}")
 
 
 # --- console: API keys ---------------------------------------------------------------------------------
@@ -711,7 +694,7 @@ def create_api_key(
             expires_at=expires_at,
         )
 
-    outcome = _attempt(session, create)
+    outcome = attempt(session, create)
     if isinstance(outcome, Problem):
         context = _api_keys_context(session, user, paging)
         context.update(
@@ -733,5 +716,5 @@ def create_api_key(
 @router.post("/admin/api-keys/{key_id}/revoke", dependencies=[CsrfChecked])
 def revoke_api_key(request: Request, user: SignedIn, session: DbSession, key_id: int) -> Response:
     key = apikeys.revoke_key(session, user, key_id)
-    _flash(request, _("API key %(name)s revoked.", name=key.name))
-    return _redirect("/admin/api-keys")
+    flash(request, _("API key %(name)s revoked.", name=key.name))
+    return see_other("/admin/api-keys")

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -50,14 +50,23 @@ from cityhub.kernel.i18n import lazy_gettext as _l
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.qr import qr_svg
 from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
-from cityhub.kernel.web import AppSettings, CsrfChecked, DbSession, get_database, render
+from cityhub.kernel.web import (
+    AppSettings,
+    CsrfChecked,
+    DbSession,
+    attempt,
+    flash,
+    get_database,
+    money,
+    render,
+    see_other,
+)
 
 router = APIRouter()
 ResultT = TypeVar("ResultT")
 Point = tuple[float, float]  # (lon, lat)
 
 NEARBY_PAGE = 20
-FLASH_KEY = "flash"  # base.html shows and forgets these
 CLAIM_KEY = "market.claim"  # why the last claim was refused, for the store page
 TILL_KEY = "market.till"  # the last redemption's outcome, for the scanner page
 COUPON_STATUS_ORDER = ("claimed", "redeemed", "expired", "voided")
@@ -127,10 +136,6 @@ DECISION_DONE = {
 # --- page plumbing -------------------------------------------------------------------------------------
 
 
-def _money(cents: int) -> str:
-    return f"¥{cents / 100:,.2f}"
-
-
 def _distance(metres: float | None) -> str:
     if metres is None:
         return ""
@@ -150,19 +155,11 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
         "merchant_states": MERCHANT_STATES,
         "batch_states": BATCH_STATES,
         "weekdays": WEEKDAY_LABELS,
-        "money": _money,
+        "money": money,
         "distance": _distance,
         "digits": _digits,
     }
     return render(request, f"market/{name}", {**shared, **context}, status_code)
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _flash(request: Request, message: str) -> None:
-    request.session[FLASH_KEY] = [*request.session.get(FLASH_KEY, []), message]
 
 
 def _detail(problem: Problem) -> str:
@@ -189,14 +186,15 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def _attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
-    """Run a change in a savepoint: its result, or the Problem that undid it (shown next to the form)."""
-    try:
-        with session.begin_nested():
+    """``kernel.web.attempt``, a form's pydantic refusal counted as a Problem too."""
+
+    def checked() -> ResultT:
+        try:
             return action()
-    except ValidationError as exc:
-        return ValidationProblem(_described(exc))
-    except Problem as problem:
-        return problem
+        except ValidationError as exc:
+            raise ValidationProblem(_described(exc)) from exc
+
+    return attempt(session, checked)
 
 
 PageVisitor = Annotated[Principal | None, Depends(page_principal)]
@@ -415,9 +413,9 @@ def claim(
         return _page(request, "_batch.html", context)
     if claimed is None:
         request.session[CLAIM_KEY] = {"batch": batch_id, "text": refusal}
-        return _redirect(f"{back}#batch-{batch_id}")
-    _flash(request, _("Coupon claimed. Show this code at the counter."))
-    return _redirect(f"/market/me/coupons/{claimed.code}")
+        return see_other(f"{back}#batch-{batch_id}")
+    flash(request, _("Coupon claimed. Show this code at the counter."))
+    return see_other(f"/market/me/coupons/{claimed.code}")
 
 
 # --- my coupons ----------------------------------------------------------------------------------------
@@ -426,7 +424,7 @@ def claim(
 @router.get("/market/batches/{batch_id}")
 def batch_link(batch_id: int, session: DbSession) -> Response:
     """Where an offer's link leads: a store where the batch can be claimed and used."""
-    return _redirect(f"/market/stores/{batches.store_offering(session, batch_id)}")
+    return see_other(f"/market/stores/{batches.store_offering(session, batch_id)}")
 
 
 @router.get("/market/me/coupons")
@@ -477,8 +475,8 @@ def transfer(
     outcome = _attempt(session, lambda: coupons.transfer(session, user, code, receiver, settings.timezone))
     if isinstance(outcome, Problem):
         return _coupon_page(request, session, user, code, outcome, receiver)
-    _flash(request, _("The coupon now belongs to %(name)s.", name=receiver))
-    return _redirect("/market/me/coupons")
+    flash(request, _("The coupon now belongs to %(name)s.", name=receiver))
+    return see_other("/market/me/coupons")
 
 
 # --- applying as a merchant ----------------------------------------------------------------------------
@@ -519,8 +517,8 @@ def apply(request: Request, user: SignedIn, session: DbSession, fields: Posted) 
     if isinstance(outcome, Problem):
         field = str(outcome.extensions.get("field", ""))
         return _apply_page(request, session, user, values, {field: _detail(outcome)}, outcome.status)
-    _flash(request, _("Thank you: your application is waiting for review."))
-    return _redirect(f"/market/merchant#merchant-{outcome.id}")
+    flash(request, _("Thank you: your application is waiting for review."))
+    return see_other(f"/market/merchant#merchant-{outcome.id}")
 
 
 # --- the merchant's console ----------------------------------------------------------------------------
@@ -583,7 +581,7 @@ def _console_step(
             raise outcome
         failed = (merchant_id, form_name, _detail(outcome))
         return _console(request, session, user, failed=failed, form=form, status_code=outcome.status)
-    return _redirect(f"/market/merchant#{form_name}-{merchant_id}")
+    return see_other(f"/market/merchant#{form_name}-{merchant_id}")
 
 
 @router.get("/market/merchant")
@@ -910,9 +908,9 @@ def redeem(
         result |= {
             "ok": True,
             "replayed": answer.replayed,
-            "total": _money(answer.total_value_cents),
+            "total": money(answer.total_value_cents),
             "coupons": [
-                {"code": _digits(c.code), "title": c.title, "value": _money(c.value_cents)}
+                {"code": _digits(c.code), "title": c.title, "value": money(c.value_cents)}
                 for c in answer.coupons
             ],
         }
@@ -920,7 +918,7 @@ def redeem(
     again: dict[str, str | int] = {"store_id": store_id}
     if not result["ok"]:
         again |= {"code": code, "amount": amount}
-    return _redirect(f"{back}?{urlencode(again)}")
+    return see_other(f"{back}?{urlencode(again)}")
 
 
 # --- the merchant's reports ----------------------------------------------------------------------------
@@ -1109,11 +1107,11 @@ def review(
             raise outcome
         shown = merchants.get_for_review(session, user, merchant_id).status  # the list it is in now
         return _review_page(request, session, paging, shown, (merchant_id, _detail(outcome)), outcome.status)
-    _flash(
+    flash(
         request,
         str(DECISION_DONE[decision]) % {"name": outcome.name},
     )
-    return _redirect(f"/console/market/merchants?{urlencode({'status': status})}")
+    return see_other(f"/console/market/merchants?{urlencode({'status': status})}")
 
 
 @router.get("/console/market/merchants/{merchant_id}/documents/{sha256}")

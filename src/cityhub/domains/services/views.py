@@ -33,6 +33,7 @@ from cityhub.kernel.web import (
     DbWriteSession,
     SameSiteOnly,
     get_database,
+    money,
     render,
 )
 
@@ -53,10 +54,6 @@ def _text(value: schemas.Text | None) -> str:
     if value is None:
         return ""
     return value.en if get_locale() == "en" else value.zh_CN
-
-
-def _money(cents: int) -> str:
-    return f"¥{cents / 100:,.2f}"
 
 
 LEVELS = {
@@ -87,7 +84,7 @@ def _page(request: Request, name: str, context: dict[str, Any]) -> Response:
 
 
 def render_page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    shared = {"tr": _text, "kinds": KIND_LABELS, "money": _money, "levels": LEVELS, "statuses": STATUS_LABELS}
+    shared = {"tr": _text, "kinds": KIND_LABELS, "money": money, "levels": LEVELS, "statuses": STATUS_LABELS}
     return render(request, f"services/{name}", {**shared, **context}, status_code)
 
 
