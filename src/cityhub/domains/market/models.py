@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     select,
 )
@@ -352,3 +353,152 @@ class RollupMark(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_day: Mapped[date] = mapped_column(Date)
+
+
+DEAL_STATES = ("open", "succeeded", "failed", "cancelled")
+JOIN_STATES = ("pending", "paid", "issued", "refunding", "refunded", "failed")
+
+
+class Deal(Base):
+    """A group-buying deal: residents pay to join before the deadline; with at least ``min_participants``
+    paid joins at closing each gets a voucher of the deal's GROUPON batch, otherwise every payment is
+    refunded. ``paid`` counts joins by a conditional update that only an open deal before its deadline
+    takes, so the closing and late joins agree on who is in."""
+
+    __tablename__ = "market_deal"
+    __table_args__ = (
+        CheckConstraint(f"status IN {DEAL_STATES!r}", name="status"),
+        CheckConstraint("min_participants >= 1 AND price_cents >= 0", name="terms"),
+        CheckConstraint("max_participants IS NULL OR paid <= max_participants", name="capacity"),
+        Index("ix_market_deal_due", "status", "deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("market_batch.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price_cents: Mapped[int] = mapped_column(Integer)  # what one participant pays
+    original_price_cents: Mapped[int | None] = mapped_column(Integer)  # shown struck through
+    min_participants: Mapped[int] = mapped_column(Integer)
+    max_participants: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    paid: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DealJoin(Base):
+    """One person's place in a deal and its payment: pending → paid → issued (voucher) | refunding →
+    refunded; a declined payment is ``failed`` and may be tried again."""
+
+    __tablename__ = "market_deal_join"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOIN_STATES!r}", name="status"),
+        UniqueConstraint("deal_id", "person_id"),
+        Index("ix_market_deal_join_deal", "deal_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("market_deal.id"))
+    person_id: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(16))
+    payment_reference: Mapped[str] = mapped_column(String(40), unique=True)
+    provider_transaction: Mapped[str | None] = mapped_column(String(64))
+    refund_reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    coupon_id: Mapped[int | None] = mapped_column(BigId)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+POINTS_KINDS = ("earn", "redeem", "reverse", "adjust")
+
+
+class MemberProgram(Base):
+    """A merchant's member card: points earned per yuan spent, levels reached by lifetime points, rewards
+    bought with points; with ``accepts_citizen_card`` the till may identify a member by the citizen card QR."""
+
+    __tablename__ = "market_member_program"
+    __table_args__ = (CheckConstraint("points_per_yuan >= 0", name="rate"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("market_merchant.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(120))
+    points_per_yuan: Mapped[int] = mapped_column(Integer, default=1)
+    # [{"name": "银卡", "name_en": "Silver", "min_points": 1000, "discount_percent": 5}], by min_points
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    accepts_citizen_card: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Membership(Base):
+    """One person's member card of one program; ``points`` is spent by a conditional update
+    (``points >= cost``), ``lifetime_points`` only grows and sets the level."""
+
+    __tablename__ = "market_membership"
+    __table_args__ = (
+        UniqueConstraint("program_id", "person_id"),
+        CheckConstraint("points >= 0 AND lifetime_points >= 0", name="points"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("market_member_program.id"))
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # shown as the card's QR
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    lifetime_points: Mapped[int] = mapped_column(Integer, default=0)
+    level: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Reward(Base):
+    """What members buy with points; ``redeemed`` counts against ``stock`` by a conditional update."""
+
+    __tablename__ = "market_reward"
+    __table_args__ = (
+        CheckConstraint("points_cost > 0", name="cost"),
+        CheckConstraint("stock IS NULL OR redeemed <= stock", name="stock"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("market_member_program.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    points_cost: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PointsEntry(Base):
+    """One change of a member's points (a purchase, a reward, a reversal), with the balance after it; the
+    till's ``client_key`` makes a retried request answer the same instead of counting twice."""
+
+    __tablename__ = "market_points_entry"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {POINTS_KINDS!r}", name="kind"),
+        UniqueConstraint("program_id", "client_key"),
+        Index("ix_market_points_entry_member", "membership_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("market_member_program.id"))
+    membership_id: Mapped[int] = mapped_column(ForeignKey("market_membership.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(Integer)  # signed: + earned, − spent
+    balance_after: Mapped[int] = mapped_column(Integer)
+    amount_cents: Mapped[int | None] = mapped_column(Integer)  # of an earning purchase
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("market_reward.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("market_store.id"))
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
