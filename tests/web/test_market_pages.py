@@ -421,3 +421,47 @@ def test_the_report_refuses_a_long_range_and_everyone_but_owners(
     _as(client, None)
     anonymous = client.get(url, headers=HTML, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
+
+
+def test_the_operator_reads_the_revenue_and_books_rules_fees_and_statements(
+    client: TestClient, database: Database
+) -> None:
+    market, batch = _world(client, database)
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    _as(client, "operator1")
+    revenue = "/console/market/revenue"
+    assert "No rules" in _page(client, revenue).text
+    added = post_form(client, revenue, f"{revenue}/rules", {"category": "food", "rate_percent": "2.5"})
+    assert added.status_code == 303, added.text
+    refused = post_form(
+        client, revenue, f"{revenue}/rules", {"merchant": "no-such-shop", "rate_percent": "1"}
+    )
+    assert refused.status_code == 404 and "no-such-shop" in html.unescape(refused.text)
+    code = _merchant_code(client, market)
+    fee = {"merchant": code, "kind": "listing_fee", "amount": "88.80", "reference": "INV-1", "memo": "推荐位"}
+    assert post_form(client, revenue, f"{revenue}/charges", fee).status_code == 303
+    again = post_form(client, revenue, f"{revenue}/charges", fee)  # the same invoice twice
+    assert again.status_code == 422
+    page = _page(client, f"{revenue}?month={month}")
+    assert "2.50%" in page.text and "¥88.80" in page.text
+    chart = json.loads(re.search(r'id="market-report-data">(.*?)</script>', page.text, re.S).group(1))  # type: ignore[union-attr]
+    assert chart["labels"][-1] == month and chart["series"][1]["data"][-1] == 88.8
+    statement = _page(client, f"/market/merchant/{market.merchant_id}/statements?month={month}")
+    assert "推荐位" in statement.text and "¥88.80" in statement.text
+    assert client.get(f"/market/merchant/{market.merchant_id}/statements/{month}.pdf").content.startswith(
+        b"%PDF"
+    )
+    csv_file = client.get(f"/market/merchant/{market.merchant_id}/statements/{month}.csv")
+    assert "closing_balance_yuan,88.80" in csv_file.content.decode("utf-8-sig")
+
+    _as(client, "owner1")
+    assert "¥88.80" in _page(client, f"/market/merchant/{market.merchant_id}/statements").text
+    assert client.get(revenue, headers=HTML).status_code == 403
+    _as(client, "clerk1")
+    assert client.get(f"/market/merchant/{market.merchant_id}/statements", headers=HTML).status_code == 403
+    del batch
+
+
+def _merchant_code(client: TestClient, market: Market) -> str:
+    answer = client.get(f"{API}/merchants/{market.merchant_id}", headers=market.operator)
+    return str(answer.json()["code"])

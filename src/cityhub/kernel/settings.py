@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "overwrites it.",
     )
     session_hours: int = Field(12, ge=1, le=720, description="Lifetime of a signed-cookie page session.")
+    pdf_font: Path | None = Field(
+        None,
+        description="TrueType/OpenType font (or .ttc) with Chinese glyphs for PDF documents. Default: the "
+        "first of Debian's fonts-wqy-microhei, fonts-noto-cjk, fonts-wqy-zenhei that is installed.",
+    )
     jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs and event delivery.")
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings, description="Rate limits.")
     payments: PaymentSettings = Field(default_factory=PaymentSettings, description="Online payments.")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -118,6 +118,21 @@ def attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Proble
             return action()
     except Problem as problem:
         return problem
+
+
+def attachment(content: bytes | str, media_type: str, filename: str) -> Response:
+    """A file to download (CSV, PDF) that no shared cache keeps: it is someone's data."""
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+CSV = "text/csv; charset=utf-8"
 
 
 def money(cents: int) -> str:

@@ -4,6 +4,7 @@ any sequence of redemptions, fees and payments keeps the books balanced and agre
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from pypdf import PdfReader
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
@@ -18,6 +20,7 @@ from cityhub.cli.main import app as cli_app
 from cityhub.domains import manifests
 from cityhub.domains.market.models import LedgerEntry, LedgerTransaction
 from cityhub.domains.market.service import ledger
+from cityhub.kernel import pdf as kernel_pdf
 from cityhub.worker import build_registry
 from tests.domains.market.world import API, Market, build_market, make_batch
 from tests.kernel.kernel_testing import drain
@@ -201,3 +204,32 @@ settings_for_db = hypothesis_settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def test_the_statement_as_pdf(client, database, settings) -> None:  # type: ignore[no-untyped-def]
+    market = build_market(client, database)
+    _rule(client, market, category="food", rate_bp=1000)
+    _redeem(client, market, make_batch(client, market), 5000, "pdf-0000001")  # 5.00 off: 0.50 commission
+    _deliver(database, settings)
+    base = f"{API}/merchants/{market.merchant_id}"
+    fee = {"kind": "listing_fee", "amount_cents": 12345, "reference": "INV-PDF", "memo": "首页推荐位"}
+    assert client.post(f"{base}/charges", json=fee, headers=market.operator).status_code == 201
+    month, pdf = _month(), {"format": "pdf"}
+
+    answer = client.get(f"{base}/statements/{month}", params=pdf, headers=market.owner)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(answer.content)).pages)
+    assert "首页推荐位" in text and "123.45" in text and "¥123.95" in text  # the fee; the closing balance
+    assert client.get(f"{base}/statements/{month}", params=pdf, headers=market.clerk).status_code == 403
+
+
+def test_without_a_chinese_font_the_pdf_is_refused_clearly(client, database, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    market = build_market(client, database)
+    monkeypatch.setattr(kernel_pdf, "KNOWN_CJK_FONTS", ())
+    answer = client.get(
+        f"{API}/merchants/{market.merchant_id}/statements/{_month()}",
+        params={"format": "pdf"},
+        headers=market.owner,
+    )
+    assert answer.status_code == 503 and answer.json()["type"].endswith("pdf-unavailable")

@@ -42,10 +42,12 @@ from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.settings import domain_settings
 from cityhub.kernel.uploads import read_form, single_files
 from cityhub.kernel.web import (
+    CSV,
     AppSettings,
     DbSession,
     DbWriteSession,
     PublicRateLimited,
+    attachment,
     client_address,
     get_database,
 )
@@ -417,11 +419,7 @@ def merchant_report(
     rows = reports.report(session, principal, merchant_id, query)
     if file_format == "csv":
         name = f"merchant-{merchant_id}-{query.group}-{query.first}-{query.last}.csv"
-        return Response(
-            reports.to_csv(rows, query.group),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return attachment(reports.to_csv(rows, query.group), CSV, name)
     return reports.shaped(merchant_id, query, rows)
 
 
@@ -488,24 +486,21 @@ def charge(
 @router.get(
     "/merchants/{merchant_id}/statements/{month}",
     response_model=schemas.StatementOut,
-    summary="The merchant's monthly statement (owners and the operator; format=csv for a file)",
-    responses={200: {"content": {"text/csv": {}}}},
+    summary="The merchant's monthly statement (owners and the operator; format=csv or pdf for a file)",
+    responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
 )
 def monthly_statement(
     merchant_id: int,
     month: Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
     principal: CurrentPrincipal,
     session: DbSession,
-    file_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    settings: AppSettings,
+    file_format: Annotated[Literal["json", "csv", "pdf"], Query(alias="format")] = "json",
 ) -> Response | schemas.StatementOut:
     found = ledger.statement(session, principal, merchant_id, month)
-    if file_format == "csv":
-        return Response(
-            ledger.statement_csv(found),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="statement-{merchant_id}-{month}.csv"'},
-        )
-    return found
+    if file_format == "json":
+        return found
+    return attachment(*ledger.statement_file(found, file_format, settings))
 
 
 @router.get("/revenue/{month}", response_model=list[schemas.RevenueRow], summary="The operator's month")

@@ -70,5 +70,14 @@ MANIFEST = Domain(
             console=True,
             order=41,
         ),
+        Tile(
+            "market-revenue",
+            _l("Market revenue"),
+            "/console/market/revenue",
+            "chart",
+            permission="market.revenue.manage",
+            console=True,
+            order=42,
+        ),
     ),
 )

@@ -422,7 +422,7 @@ POINTS_KINDS = ("earn", "redeem", "reverse", "adjust")
 
 class MemberProgram(Base):
     """A merchant's member card: points earned per yuan spent, levels reached by lifetime points, rewards
-    bought with points; with ``accepts_citizen_card`` the till may identify a member by the citizen card QR."""
+    bought with points; with ``accepts_citizen_card`` the till may know a member by the citizen card QR."""
 
     __tablename__ = "market_member_program"
     __table_args__ = (CheckConstraint("points_per_yuan >= 0", name="rate"),)

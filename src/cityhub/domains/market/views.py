@@ -41,7 +41,7 @@ from cityhub.domains.identity import (
 from cityhub.domains.market import schemas
 from cityhub.domains.market.api import claim_limits, market_settings
 from cityhub.domains.market.models import Merchant
-from cityhub.domains.market.service import batches, coupons, merchants, reports, stores
+from cityhub.domains.market.service import batches, coupons, ledger, merchants, reports, stores
 from cityhub.domains.market.service.access import MANAGE, REDEEM, REVIEW, merchant_for
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Forbidden, NotFound, Problem, Unauthorized, ValidationProblem
@@ -51,9 +51,11 @@ from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.qr import qr_svg
 from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
 from cityhub.kernel.web import (
+    CSV,
     AppSettings,
     CsrfChecked,
     DbSession,
+    attachment,
     attempt,
     flash,
     get_database,
@@ -968,6 +970,11 @@ def _chart_data(query: reports.ReportQuery, rows: list[reports.ReportRow]) -> st
             for kind in CHART_KINDS[query.group]
         ],
     }
+    return _script_json(data)
+
+
+def _script_json(data: object) -> str:
+    """JSON safe inside a <script> element (for the page's chart script)."""
     text = json.dumps(data, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
@@ -1034,14 +1041,7 @@ def report_csv(
     query = _report_query(settings, first, last, group, batch_id)
     rows = reports.report(session, user, merchant_id, query)
     name = f"merchant-{merchant_id}-{query.group}-{query.first}-{query.last}.csv"
-    return Response(
-        reports.to_csv(rows, query.group),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return attachment(reports.to_csv(rows, query.group), CSV, name)
 
 
 # --- the operator's review -----------------------------------------------------------------------------
@@ -1134,3 +1134,155 @@ def review_document(
         filename=str(document.get("name", sha256)),
         headers={"Cache-Control": "private, no-store"},
     )
+
+
+# --- money: the operator's revenue and the merchants' statements ------------------------------------------
+
+Month = Annotated[str, Query(pattern=r"^(\d{4}-(0[1-9]|1[0-2]))?$")]
+MonthInPath = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+TREND_MONTHS = 12
+TREND_KINDS = ("commission", "listing_fee", "settlement")
+
+
+def _this_month(settings: AppSettings) -> str:
+    return ledger.month_of(utcnow(), settings.timezone)
+
+
+def _revenue_page(
+    request: Request,
+    session: Session,
+    user: Principal,
+    month: str,
+    failed: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows = ledger.revenue(session, user, month)
+    months = ledger.months_up_to(month, TREND_MONTHS)
+    trend = ledger.revenue_trend(session, user, months)
+    chart = {
+        "group": "month",
+        "labels": months,
+        "series": [
+            {
+                "kind": kind,
+                "name": str(ledger.KIND_LABELS[kind]),
+                "data": [trend[m][kind] / 100 for m in months],
+            }
+            for kind in TREND_KINDS
+        ],
+    }
+    rules = ledger.rules(session, user)
+    totals = {
+        field: sum(getattr(row, field) for row in rows)
+        for field in ("commission_cents", "listing_fee_cents", "paid_cents", "owed_cents")
+    }
+    context = {
+        "month": month,
+        "rows": rows,
+        "totals": totals,
+        "rules": rules,
+        "merchant_names": merchants.names_of(
+            session, [rule.merchant_id for rule in rules if rule.merchant_id]
+        ),
+        "chart_data": _script_json(chart),
+        "failed": failed,
+    }
+    return _page(request, "revenue.html", context, status_code)
+
+
+@router.get("/console/market/revenue")
+def revenue_page(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, month: Month = ""
+) -> Response:
+    """The operator's month: commissions, listing fees and payments per merchant, what each owes, a
+    twelve-month trend, the commission rules in force, and forms to add a rule or book a fee/payment."""
+    require_citywide(user, ledger.REVENUE)
+    return _revenue_page(request, session, user, month or _this_month(settings))
+
+
+@router.post("/console/market/revenue/rules", dependencies=[CsrfChecked])
+def add_commission_rule(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, fields: Posted
+) -> Response:
+    require_citywide(user, ledger.REVENUE)
+    values = single_values(fields)
+
+    def add_rule() -> object:
+        code = values.get("merchant", "").strip()
+        rate = _cents(values.get("rate_percent", ""), "rate_percent")  # hundredths of a percent: basis points
+        return ledger.add_rule(
+            session,
+            user,
+            schemas.CommissionRuleIn.model_validate(
+                {
+                    "merchant_id": merchants.by_code(session, code).id if code else None,
+                    "category": None if code else values.get("category") or None,
+                    "rate_bp": rate,
+                    "fixed_cents": _cents(values.get("fixed", ""), "fixed"),
+                }
+            ),
+        )
+
+    outcome = _attempt(session, add_rule)
+    if isinstance(outcome, Problem):
+        return _revenue_page(request, session, user, _this_month(settings), _detail(outcome), outcome.status)
+    flash(request, _("The commission rule is in force from now on."))
+    return see_other("/console/market/revenue")
+
+
+@router.post("/console/market/revenue/charges", dependencies=[CsrfChecked])
+def book_charge(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, fields: Posted
+) -> Response:
+    """Charge a featured-listing fee or record a merchant's payment (a bank transfer reference)."""
+    require_citywide(user, ledger.REVENUE)
+    values = single_values(fields)
+
+    def book() -> int:
+        merchant = merchants.by_code(session, values.get("merchant", "").strip())
+        given = schemas.ChargeIn.model_validate(
+            {
+                "kind": values.get("kind", ""),
+                "amount_cents": _cents(values.get("amount", ""), "amount"),
+                "reference": values.get("reference", "").strip(),
+                "memo": values.get("memo", "").strip(),
+            }
+        )
+        return ledger.charge(session, user, merchant.id, given, settings.timezone)
+
+    outcome = _attempt(session, book)
+    if isinstance(outcome, Problem):
+        return _revenue_page(request, session, user, _this_month(settings), _detail(outcome), outcome.status)
+    flash(request, _("Booked."))
+    return see_other("/console/market/revenue")
+
+
+@router.get("/market/merchant/{merchant_id}/statements")
+def statements_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    month: Month = "",
+) -> Response:
+    """A merchant's monthly settlement statement (its owners, or the operator's revenue staff): the
+    opening balance, each commission, fee and payment, what is owed; CSV and PDF files."""
+    chosen = month or _this_month(settings)
+    found = ledger.statement(session, user, merchant_id, chosen)
+    context = {"statement": found, "months": ledger.months_up_to(_this_month(settings), TREND_MONTHS)[::-1]}
+    context["kind_labels"] = ledger.KIND_LABELS
+    return _page(request, "statements.html", context)
+
+
+@router.get("/market/merchant/{merchant_id}/statements/{month}.{file_format}")
+def statement_file(
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    month: MonthInPath,
+    file_format: Annotated[str, Path(pattern="^(csv|pdf)$")],
+) -> Response:
+    found = ledger.statement(session, user, merchant_id, month)
+    return attachment(*ledger.statement_file(found, file_format, settings))

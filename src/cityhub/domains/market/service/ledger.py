@@ -15,6 +15,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, insert, select
@@ -24,6 +25,7 @@ from cityhub.domains.identity import Principal, can_citywide, require_citywide
 from cityhub.domains.market import schemas
 from cityhub.domains.market.events import CouponsRedeemed
 from cityhub.domains.market.models import (
+    LEDGER_KINDS,
     Batch,
     CommissionRule,
     Coupon,
@@ -32,11 +34,13 @@ from cityhub.domains.market.models import (
     Merchant,
 )
 from cityhub.domains.market.service.access import MANAGE, merchant_for
-from cityhub.kernel import audit
+from cityhub.kernel import audit, pdf
 from cityhub.kernel.db import upsert_into, utcnow
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
-from cityhub.kernel.settings import get_settings
+from cityhub.kernel.i18n import lazy_gettext as _l
+from cityhub.kernel.settings import Settings, get_settings
+from cityhub.kernel.web import CSV, money
 
 REVENUE = "market.revenue.manage"
 RECEIVABLE = "merchant_receivable"
@@ -311,6 +315,32 @@ def revenue(session: Session, principal: Principal, month: str) -> list[schemas.
     ]
 
 
+def months_up_to(last: str, count: int) -> list[str]:
+    """``count`` months ending with ``last`` (YYYY-MM), oldest first."""
+    year, month = (int(part) for part in last.split("-"))
+    index = year * 12 + month - 1
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1)]
+
+
+def revenue_trend(session: Session, principal: Principal, months: list[str]) -> dict[str, dict[str, int]]:
+    """Per month (of ``months``), what all merchants were charged and paid, by transaction kind."""
+    require_citywide(principal, REVENUE)
+    rows = session.execute(
+        select(
+            LedgerTransaction.month,
+            LedgerTransaction.kind,
+            func.sum(LedgerEntry.debit_cents - LedgerEntry.credit_cents),
+        )
+        .join(LedgerEntry, LedgerEntry.txn_id == LedgerTransaction.id)
+        .where(LedgerEntry.account == RECEIVABLE, LedgerTransaction.month.in_(months))
+        .group_by(LedgerTransaction.month, LedgerTransaction.kind)
+    ).all()
+    trend = {month: dict.fromkeys(LEDGER_KINDS, 0) for month in months}
+    for month, kind, amount in rows:
+        trend[month][kind] = abs(int(amount))
+    return trend
+
+
 def reconcile(session: Session) -> list[str]:
     """Every problem found (empty: the books agree): transactions that do not balance or have no entries,
     and redemptions whose commission is missing or differs from what the rules give."""
@@ -386,3 +416,62 @@ def statement_csv(found: schemas.StatementOut) -> str:
 
 def _yuan(cents: int) -> str:
     return f"{cents / 100:.2f}"
+
+
+KIND_LABELS = {
+    "commission": _l("Commission"),
+    "listing_fee": _l("Listing fee"),
+    "settlement": _l("Payment received"),
+}
+
+
+def statement_file(
+    found: schemas.StatementOut, file_format: str, settings: Settings
+) -> tuple[bytes | str, str, str]:
+    """The statement as a file to download: its content, media type and file name."""
+    name = f"statement-{found.merchant_id}-{found.month}.{file_format}"
+    if file_format == "pdf":
+        return statement_pdf(found, pdf.cjk_font(settings), settings.timezone), "application/pdf", name
+    return statement_csv(found), CSV, name
+
+
+def statement_pdf(found: schemas.StatementOut, font: Path, tz: str) -> bytes:
+    """The statement as a printable PDF (amounts in yuan, times in the platform's zone)."""
+    zone = ZoneInfo(tz)
+    document = pdf.Document(
+        title=_("Monthly settlement statement"),
+        facts=(
+            (_("Merchant"), found.merchant_name),
+            (_("Month"), found.month),
+            (_("Opening balance"), money(found.opening_balance_cents)),
+        ),
+        columns=(
+            pdf.Column(_("Time"), 1.4),
+            pdf.Column(_("Kind"), 1.0),
+            pdf.Column(_("Memo"), 2.4),
+            pdf.Column(_("Basis"), 1.0, numeric=True),
+            pdf.Column(_("Charged"), 1.0, numeric=True),
+            pdf.Column(_("Paid"), 1.0, numeric=True),
+        ),
+        rows=[
+            (
+                line.at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                str(KIND_LABELS.get(line.kind, line.kind)),
+                line.memo,
+                _yuan(line.basis_cents),
+                _yuan(line.charged_cents),
+                _yuan(line.paid_cents),
+            )
+            for line in found.lines
+        ],
+        totals=(
+            (_("Commissions"), money(found.commission_cents)),
+            (_("Listing fees"), money(found.listing_fee_cents)),
+            (_("Payments received"), money(found.paid_cents)),
+            (_("Closing balance (owed)"), money(found.closing_balance_cents)),
+        ),
+        footer=_(
+            "Generated %(at)s. Amounts in yuan.", at=utcnow().astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        ),
+    )
+    return pdf.render(document, font)

@@ -148,6 +148,19 @@ def my_merchants(session: Session, principal: Principal) -> list[Merchant]:
     return list(session.scalars(statement.order_by(Merchant.id)))
 
 
+def by_code(session: Session, code: str) -> Merchant:
+    merchant = session.scalar(select(Merchant).where(Merchant.code == code)) if code else None
+    if merchant is None:
+        raise NotFound(_("There is no merchant with the code %(code)s.", code=code), field="merchant")
+    return merchant
+
+
+def names_of(session: Session, merchant_ids: list[int]) -> dict[int, str]:
+    return dict(
+        session.execute(select(Merchant.id, Merchant.name).where(Merchant.id.in_(merchant_ids))).all()
+    )
+
+
 def applications(status: str | None) -> Select[Merchant]:
     statement = select(Merchant).order_by(Merchant.id.desc())
     return statement.where(Merchant.status == status) if status else statement
