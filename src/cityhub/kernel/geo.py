@@ -18,6 +18,8 @@ from typing import Any
 
 import h3
 import numpy as np
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 EARTH_RADIUS_M = 6_371_008.8
 MAX_CELLS = 20_000
@@ -266,3 +268,50 @@ def _arc_distances_rad(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarra
 def _angles(p: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     crossed = np.cross(vectors, p)
     return np.arctan2(np.linalg.norm(crossed, axis=1), vectors @ p)
+
+
+# -- PostGIS, an optional accelerator on PostgreSQL --------------------------------------------------------
+
+# Tables keep plain lon/lat columns; where PostGIS is installed, an expression index over this point (same
+# expression in the index and the queries, or the planner cannot use it) serves nearest-neighbour searches.
+POSTGIS_POINT = "(ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography)"
+# Accelerator indexes exist on some servers and not on others, so they are kept out of the models and out of
+# Alembic's comparison by this prefix.
+POSTGIS_INDEX_PREFIX = "postgis_"
+_postgis_by_engine: dict[str, bool] = {}
+
+
+def create_postgis_point_index(connection: Connection, name: str, table: str, where: str) -> bool:
+    """Install the postgis extension when the server offers it and create a GiST index of the table's
+    points; False (nothing done) on SQLite or without PostGIS."""
+    assert name.startswith(POSTGIS_INDEX_PREFIX)
+    if connection.dialect.name != "postgresql":
+        return False
+    offered = connection.scalar(text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"))
+    if not offered:
+        return False
+    with connection.begin_nested():  # a role that may not create extensions leaves the migration intact
+        try:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        except DBAPIError:
+            return False
+    connection.execute(
+        text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gist ({POSTGIS_POINT}) WHERE {where}")
+    )
+    return True
+
+
+def drop_postgis_point_index(connection: Connection, name: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
+def has_postgis_index(connection: Connection, name: str) -> bool:
+    """Whether this database has the PostGIS index ``name`` (asked once per database and index)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    key = f"{connection.engine.url}#{name}"
+    if key not in _postgis_by_engine:
+        found = connection.scalar(text("SELECT 1 FROM pg_indexes WHERE indexname = :name"), {"name": name})
+        _postgis_by_engine[key] = bool(found)
+    return _postgis_by_engine[key]

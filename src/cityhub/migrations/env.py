@@ -7,9 +7,15 @@ from sqlalchemy import Connection
 
 from cityhub.domains import load_models
 from cityhub.kernel.db import Base, make_engine
+from cityhub.kernel.geo import POSTGIS_INDEX_PREFIX
 
 load_models()
 target_metadata = Base.metadata
+
+
+def _compared(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic compares the models with everything but the optional PostGIS indexes (``kernel.geo``)."""
+    return not (kind == "index" and reflected and (name or "").startswith(POSTGIS_INDEX_PREFIX))
 
 
 def _run(connection: Connection) -> None:
@@ -18,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_compared,
     )
     with context.begin_transaction():
         context.run_migrations()

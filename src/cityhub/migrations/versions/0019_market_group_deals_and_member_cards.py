@@ -12,7 +12,6 @@ from alembic import op
 
 import cityhub.kernel.db
 
-
 revision = "0019"
 down_revision = "0018"
 branch_labels = None

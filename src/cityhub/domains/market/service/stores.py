@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal
@@ -23,10 +23,17 @@ from cityhub.domains.market.models import STORE_CELL_RES, Merchant, Store
 from cityhub.domains.market.service.access import MANAGE, REDEEM, merchant_for
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import NotFound, ValidationProblem
-from cityhub.kernel.geo import EARTH_RADIUS_M, cell_for, cells_by_distance
+from cityhub.kernel.geo import (
+    EARTH_RADIUS_M,
+    POSTGIS_POINT,
+    cell_for,
+    cells_by_distance,
+    has_postgis_index,
+)
 from cityhub.kernel.i18n import gettext as _
 
 CHUNK = 200
+POSTGIS_STORE_INDEX = "postgis_market_store_geog"  # made by migration 0020 where PostGIS is available
 FIRST_CELLS = 7  # the point's cell and its ring
 WEEKDAYS = schemas.WEEKDAYS
 
@@ -136,15 +143,17 @@ class NearbyPage:
     radius_m: float
 
 
-def nearby(session: Session, query: NearbyQuery, tz: str) -> NearbyPage:
-    try:
-        cells = cells_by_distance(query.lon, query.lat, query.radius_m, STORE_CELL_RES)
-    except ValueError as exc:
-        raise ValidationProblem(str(exc), field="radius_km") from exc
+def nearby(session: Session, query: NearbyQuery, tz: str, use_postgis: bool = True) -> NearbyPage:
+    """A page of the listed stores nearest the point; with PostGIS (when its index exists and
+    ``use_postgis``) from its nearest-neighbour index, else from the portable H3 cells."""
     end = query.offset + query.limit
     unfiltered = not query.keyword and not query.open_now
     # One more than the page tells whether another page follows; filters on the row need every candidate.
-    ids, distances = _within(session, query, cells, end + 1 if unfiltered else None)
+    wanted = end + 1 if unfiltered else None
+    if use_postgis and has_postgis_index(session.connection(), POSTGIS_STORE_INDEX):
+        ids, distances = _within_postgis(session, query, wanted)
+    else:
+        ids, distances = _within(session, query, _cells(query), wanted)
     if unfiltered:  # the order is final: fetch just the page's rows
         page_ids, page_distances = ids[query.offset : end].tolist(), distances[query.offset : end].tolist()
         rows = _rows(session, query, page_ids)
@@ -163,6 +172,45 @@ def nearby(session: Session, query: NearbyQuery, tz: str) -> NearbyPage:
             break
     items = [shape(store, name, distance, tz) for (store, name), distance in found[query.offset : end]]
     return NearbyPage(items, len(found) > end, query.radius_m)
+
+
+def _cells(query: NearbyQuery) -> list[tuple[str, float]]:
+    try:
+        return cells_by_distance(query.lon, query.lat, query.radius_m, STORE_CELL_RES)
+    except ValueError as exc:
+        raise ValidationProblem(str(exc), field="radius_km") from exc
+
+
+def _within_postgis(
+    session: Session, query: NearbyQuery, wanted: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """As ``_within``, from PostGIS's GiST index (on the same sphere, so both paths agree). With ``wanted``,
+    the index's nearest-neighbour order finds how far the wanted-th store is; the stores up to there are
+    then sorted by distance and id (a tie-break the index order cannot give) — two short index scans."""
+    here = "CAST(:here AS geography)"
+    distance = f"ST_Distance({POSTGIS_POINT}, {here}, false)"
+    within = f"listed AND ST_DWithin({POSTGIS_POINT}, {here}, %s, false)" + (
+        " AND category = :category" if query.category else ""
+    )
+    # Every piece is a constant of this module or kernel.geo; the values are bound.
+    reach = ":radius"
+    if wanted is not None:
+        nearest = (
+            f"SELECT {distance} AS d FROM market_store WHERE {within % ':radius'} "  # noqa: S608
+            f"ORDER BY {POSTGIS_POINT} <-> {here} LIMIT :wanted"
+        )
+        reach = f"(SELECT max(d) FROM ({nearest}) AS nearest) + 0.001"  # noqa: S608
+    statement = text(
+        f"SELECT id, {distance} AS d FROM market_store WHERE {within % reach} ORDER BY d, id "  # noqa: S608
+        + ("LIMIT :wanted" if wanted is not None else "")
+    )
+    point = f"SRID=4326;POINT({query.lon!r} {query.lat!r})"
+    parameters = {"here": point, "radius": query.radius_m, "category": query.category, "wanted": wanted}
+    rows = session.connection().execute(statement, parameters).all()
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    ids, distances = zip(*rows, strict=True)
+    return np.fromiter(ids, dtype=np.int64), np.fromiter(distances, dtype=float)
 
 
 def _within(
