@@ -278,6 +278,7 @@ POSTGIS_POINT = "(ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography)"
 # Accelerator indexes exist on some servers and not on others, so they are kept out of the models and out of
 # Alembic's comparison by this prefix.
 POSTGIS_INDEX_PREFIX = "postgis_"
+POSTGIS_TABLES = ("spatial_ref_sys",)  # the extension's own
 _postgis_by_engine: dict[str, bool] = {}
 
 

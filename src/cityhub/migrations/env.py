@@ -7,15 +7,20 @@ from sqlalchemy import Connection
 
 from cityhub.domains import load_models
 from cityhub.kernel.db import Base, make_engine
-from cityhub.kernel.geo import POSTGIS_INDEX_PREFIX
+from cityhub.kernel.geo import POSTGIS_INDEX_PREFIX, POSTGIS_TABLES
 
 load_models()
 target_metadata = Base.metadata
 
 
 def _compared(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
-    """Alembic compares the models with everything but the optional PostGIS indexes (``kernel.geo``)."""
-    return not (kind == "index" and reflected and (name or "").startswith(POSTGIS_INDEX_PREFIX))
+    """Alembic compares the models with everything but the optional PostGIS indexes and the extension's
+    own table (``kernel.geo``)."""
+    if not reflected:
+        return True
+    if kind == "index":
+        return not (name or "").startswith(POSTGIS_INDEX_PREFIX)
+    return not (kind == "table" and name in POSTGIS_TABLES)
 
 
 def _run(connection: Connection) -> None:
