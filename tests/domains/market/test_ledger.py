@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from cityhub.domains import manifests
 from cityhub.domains.market.models import LedgerEntry, LedgerTransaction
 from cityhub.domains.market.service import ledger
 from cityhub.kernel import pdf as kernel_pdf
+from cityhub.kernel.settings import clear_settings_cache
 from cityhub.worker import build_registry
 from tests.domains.market.world import API, Market, build_market, make_batch
 from tests.kernel.kernel_testing import drain
@@ -38,7 +40,9 @@ def _rule(client, market: Market, **rule: Any) -> None:  # type: ignore[no-untyp
 def _redeem(
     client, market: Market, batch: int, amount: int, key: str, who: dict[str, str] | None = None
 ) -> None:  # type: ignore[no-untyped-def]
-    code = client.post(f"{API}/batches/{batch}/claim", headers=who or market.resident).json()["code"]
+    claimed = client.post(f"{API}/batches/{batch}/claim", headers=who or market.resident)
+    assert claimed.status_code == 201, claimed.text
+    code = claimed.json()["code"]
     body = {"codes": [code], "store_id": market.stores[0], "amount_cents": amount, "client_key": key}
     answer = client.post(f"{API}/merchants/{market.merchant_id}/redemptions", json=body, headers=market.till)
     assert answer.status_code == 201, answer.text
@@ -145,6 +149,15 @@ OPERATIONS = st.lists(
 )
 
 
+@pytest.fixture
+def lifted_claim_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis's examples claim far more than a person may per minute; the limits are not under test."""
+    monkeypatch.setenv("CITYHUB_MARKET__CLAIM_RATE", "100000/minute")
+    monkeypatch.setenv("CITYHUB_MARKET__DEVICE_CLAIM_RATE", "100000/minute")
+    clear_settings_cache()
+
+
+@pytest.mark.usefixtures("lifted_claim_limits")
 def test_any_sequence_keeps_the_books_balanced_and_matching_the_statement(client, database, settings) -> None:  # type: ignore[no-untyped-def]
     market = build_market(client, database)
     _rule(client, market, category="food", rate_bp=250, fixed_cents=7)
