@@ -3,13 +3,15 @@
 A domain that takes money keeps its own order (our ``reference``), sends the payer to the provider's
 checkout address, and settles the order when the provider's *signed* callback arrives — never on the
 payer's word. Callbacks may come more than once and out of order; settling must be idempotent (the
-domain's conditional ``UPDATE ... WHERE status = 'pending'`` does that).
+domain's conditional ``UPDATE ... WHERE status = 'pending'`` does that). Giving money back works the same
+way: the domain asks for a refund of a payment's transaction under a refund number of its own, and settles
+it when the provider's signed refund callback arrives.
 
 Real providers (WeChat Pay, Alipay, UnionPay) call back over HTTP. The sandbox provider has a checkout page
-of its own (``/payments/sandbox/{token}``, served by the web layer) and delivers its signed callback
-through the job queue to the job the domain named in the checkout, so the demo city pays offline and a
-test can replay a callback. Its signing key is derived from the platform secret; it is refused in
-production unless ``CITYHUB_PAYMENTS__SANDBOX=true`` says the operator knows no money moves.
+of its own (``/payments/sandbox/{token}``, served by the web layer) and delivers its signed callbacks
+through the job queue to the job the domain named in the checkout (or the refund), so the demo city pays
+offline and a test can replay a callback. Its signing key is derived from the platform secret; it is
+refused in production unless ``CITYHUB_PAYMENTS__SANDBOX=true`` says the operator knows no money moves.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hmac
 import json
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, Field, ValidationError
@@ -56,13 +58,39 @@ class Checkout:
     callback_job: str  # the job that receives the sandbox's signed callback
 
 
+@dataclass(frozen=True)
+class Refund:
+    """Money to give back from a payment the provider settled, and where the answer goes."""
+
+    reference: str  # the domain's own refund number
+    payment_transaction: str  # the provider's transaction of the payment refunded
+    amount_cents: int
+    callback_job: str  # the job that receives the sandbox's signed refund callback
+
+
 class Settlement(BaseModel):
     """A provider's verified word on one order."""
 
+    # A refund callback is signed with the same key: its kind keeps it from passing for a payment's.
+    kind: Literal["payment"] = "payment"
     reference: str = Field(min_length=1, max_length=40)
     transaction: str = Field(min_length=1, max_length=64)
     amount_cents: int = Field(ge=0)
     succeeded: bool
+
+
+class RefundSettlement(BaseModel):
+    """A provider's verified word on one refund."""
+
+    kind: Literal["refund"]
+    reference: str = Field(min_length=1, max_length=40)
+    transaction: str = Field(min_length=1, max_length=64)  # the refund's own transaction
+    payment_transaction: str = Field(min_length=1, max_length=64)
+    amount_cents: int = Field(ge=0)
+    succeeded: bool
+
+
+Answer = TypeVar("Answer", Settlement, RefundSettlement)
 
 
 class SandboxProvider:
@@ -90,24 +118,51 @@ class SandboxProvider:
 
     def answer(self, session: Session, checkout: Checkout, succeeded: bool) -> None:
         """The payer paid (or gave up): queue the signed callback, as a real provider would send it."""
-        body = json.dumps(
+        self._call_back(
+            session,
+            checkout.callback_job,
             {
+                "kind": "payment",
                 "reference": checkout.reference,
                 "transaction": "SBX" + secrets.token_hex(12),
                 "amount_cents": checkout.amount_cents,
                 "succeeded": succeeded,
-                "at": utcnow().isoformat(),
-            }
-        ).encode()
-        callback = {"body": body.decode(), "signature": self.sign(body)}
-        enqueue(session, checkout.callback_job, callback)
+            },
+        )
+
+    def refund(self, session: Session, refund: Refund) -> None:
+        """Give a payment's money back: the sandbox always can, so it queues its signed refund callback at
+        once (a real provider answers later, and may refuse)."""
+        self._call_back(
+            session,
+            refund.callback_job,
+            {
+                "kind": "refund",
+                "reference": refund.reference,
+                "transaction": "SBR" + secrets.token_hex(12),
+                "payment_transaction": refund.payment_transaction,
+                "amount_cents": refund.amount_cents,
+                "succeeded": True,
+            },
+        )
+
+    def _call_back(self, session: Session, job: str, fields: dict[str, Any]) -> None:
+        body = json.dumps({**fields, "at": utcnow().isoformat()}).encode()
+        enqueue(session, job, {"body": body.decode(), "signature": self.sign(body)})
 
     def verify(self, body: bytes, signature: str) -> Settlement:
-        """The settlement a callback states, once its signature is checked."""
+        """The settlement a payment callback states, once its signature is checked."""
+        return self._verified(Settlement, body, signature)
+
+    def verify_refund(self, body: bytes, signature: str) -> RefundSettlement:
+        """The settlement a refund callback states, once its signature is checked."""
+        return self._verified(RefundSettlement, body, signature)
+
+    def _verified(self, model: type[Answer], body: bytes, signature: str) -> Answer:
         if not hmac.compare_digest(self.sign(body), signature):
             raise InvalidCallback(_("The payment callback is not signed by the provider."))
         try:
-            return Settlement.model_validate_json(body)
+            return model.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidCallback(_("The payment callback is malformed.")) from exc
 
