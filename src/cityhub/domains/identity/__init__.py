@@ -2,7 +2,8 @@
 
 Use these to authenticate callers and check permissions in routes (``SignedIn``: a page's logged-in user;
 anonymous visitors are sent to the login page), to ask for consent, to find the org unit of a location, to
-resolve people and households by id, and to notify an account (``notify`` with a ``Notice``).
+resolve people and households by id, to notify an account (``notify`` with a ``Notice``), and to learn who
+a scanned citizen card code names (``card_holder``).
 """
 
 from cityhub.domains.identity.dependencies import (
@@ -23,6 +24,7 @@ from cityhub.domains.identity.service.accounts import (
     usernames_of,
 )
 from cityhub.domains.identity.service.apikeys import principal_from_api_key
+from cityhub.domains.identity.service.card import card_holder
 from cityhub.domains.identity.service.consent import (
     ConsentChanged,
     consenting_people,
@@ -80,6 +82,7 @@ __all__ = [
     "api_key_principal",
     "cached_principal",
     "can_citywide",
+    "card_holder",
     "consenting_people",
     "current_principal",
     "dependants_of",

@@ -21,9 +21,10 @@ from cityhub.domains.identity.service.people import mask_name
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
+from cityhub.kernel.errors import ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.security import load_or_create_ed25519
-from cityhub.kernel.settings import Settings
+from cityhub.kernel.settings import Settings, domain_settings
 
 CARD_TYPE = "citizen-card"
 CARD_ISSUER = "cityhub"
@@ -119,6 +120,17 @@ def verify_card(token: str, public_key: Ed25519PublicKey, session: Session | Non
     if person.card_valid_after is not None and issued_at < person.card_valid_after:
         return CardCheck(False, "revoked", _("This card was revoked by its holder."), check.person_id)
     return CardCheck(**{**check.__dict__, "revocation_checked": True})
+
+
+def card_holder(session: Session, settings: Settings, token: str) -> int:
+    """The person a scanned citizen card code names, checked online (signature, expiry, revocation), for a
+    domain that takes the card as an identifier (a merchant's till). Anything else is a 422 problem
+    ``invalid-citizen-card`` whose ``reason`` is the check's code (expired, bad-signature, ...)."""
+    public_key = signing_key(settings, domain_settings(IdentitySettings)).public_key()
+    check = verify_card(token, public_key, session)
+    if not check.valid or check.person_id is None:
+        raise ValidationProblem(check.message, slug="invalid-citizen-card", reason=check.reason)
+    return check.person_id
 
 
 def revoke_cards(session: Session, person: Person, actor: str) -> None:
