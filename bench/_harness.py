@@ -74,8 +74,12 @@ def _migrate(url: str) -> None:
     database.dispose()
 
 
+PASSED = ("CITYHUB_USE_POSTGIS",)
+
+
 def server_env(url: str, var_dir: str, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHUB_")}
+    # The caller's CITYHUB_* settings are left out, but for the switches a run is compared by.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CITYHUB_") or key in PASSED}
     env |= {
         "CITYHUB_ENV": "test",
         "CITYHUB_DATABASE_URL": url,

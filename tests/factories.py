@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import Session
 
 from cityhub.domains import manifests
@@ -12,6 +13,7 @@ from cityhub.domains.identity import Grant, Principal
 from cityhub.domains.identity.models import Account, Organization, OrgUnit, Person
 from cityhub.domains.identity.service import accounts, apikeys, orgs, people
 from cityhub.kernel.db import Database
+from cityhub.kernel.geo import has_postgis_index
 from cityhub.kernel.security import hash_password
 
 PASSWORD = "correct-horse-42"
@@ -121,3 +123,12 @@ def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], un
             session, creator, name="test gateway", permissions=list(permissions), org_unit=session.merge(unit)
         )
     return secret
+
+
+def require_postgis_index(database: Database, index: str) -> None:
+    """Skip a test of a PostGIS path where the database does not have that accelerator index."""
+    if database.dialect != "postgresql":
+        pytest.skip("PostGIS is a PostgreSQL accelerator (the portable path is tested on both databases)")
+    with database.reading() as session:
+        if not has_postgis_index(session.connection(), index):
+            pytest.skip("PostGIS is not installed on this server (the portable path is tested everywhere)")

@@ -26,6 +26,7 @@ def test_home_shows_the_tiles_the_resident_may_use(resident_client: TestClient) 
         "/services",
         "/me/inbox",
         "/market",
+        "/market/deals",
         "/voice",
         "/voice/participate",
         "/me/consents",

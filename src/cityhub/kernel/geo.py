@@ -21,6 +21,8 @@ import numpy as np
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from cityhub.kernel.settings import get_settings
+
 EARTH_RADIUS_M = 6_371_008.8
 MAX_CELLS = 20_000
 SUPPORTED_TYPES = ("Point", "Polygon", "MultiPolygon")
@@ -308,8 +310,9 @@ def drop_postgis_point_index(connection: Connection, name: str) -> None:
 
 
 def has_postgis_index(connection: Connection, name: str) -> bool:
-    """Whether this database has the PostGIS index ``name`` (asked once per database and index)."""
-    if connection.dialect.name != "postgresql":
+    """Whether this database has the PostGIS index ``name`` (asked once per database and index) and the
+    platform uses it (``CITYHUB_USE_POSTGIS``)."""
+    if connection.dialect.name != "postgresql" or not get_settings().use_postgis:
         return False
     key = f"{connection.engine.url}#{name}"
     if key not in _postgis_by_engine:

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "overwrites it.",
     )
     session_hours: int = Field(12, ge=1, le=720, description="Lifetime of a signed-cookie page session.")
+    use_postgis: bool = Field(
+        True,
+        description="On PostgreSQL with PostGIS installed, the market's nearby search uses its index; false "
+        "keeps it on the portable H3 path.",
+    )
     pdf_font: Path | None = Field(
         None,
         description="TrueType/OpenType font (or .ttc) with Chinese glyphs for PDF documents. Default: the "

@@ -20,7 +20,17 @@ from cityhub.domains.identity import demo as identity_demo
 from cityhub.domains.identity.models import Organization, RoleAssignment
 from cityhub.domains.identity.service.accounts import principal_for_account
 from cityhub.domains.market import demo as market_demo
-from cityhub.domains.market.models import Batch, BatchStore, Coupon, CouponEvent, Merchant, Store
+from cityhub.domains.market.models import (
+    Batch,
+    BatchStore,
+    Coupon,
+    CouponEvent,
+    MemberProgram,
+    Membership,
+    Merchant,
+    PointsEntry,
+    Store,
+)
 from cityhub.domains.market.service import batches, coupons, merchants, stores
 from cityhub.domains.market.service.access import REDEEM
 from cityhub.kernel.db import Database
@@ -66,6 +76,20 @@ def test_cityhub_demo_seeds_the_market(database: Database, settings: Settings) -
         _batches_of_every_kind(session)
         _coupons_agree_with_counters_and_events(session)
         _the_resident_holds_coupons(session)
+        _the_resident_holds_member_cards(session)
+
+
+def _the_resident_holds_member_cards(session: Session) -> None:
+    """Two member cards, the first taking the citizen card; the "resident" login took a reward of each."""
+    resident = person_of_account(session, account_id_of(session, "resident"))
+    programs = session.scalars(select(MemberProgram).order_by(MemberProgram.id)).all()
+    assert [program.accepts_citizen_card for program in programs] == [True, False]
+    cards = session.scalars(select(Membership).where(Membership.person_id == resident)).all()
+    assert len(cards) == 2 and all(card.lifetime_points >= 180 for card in cards)
+    for card in cards:  # every balance is the sum of its entries
+        entries = session.scalars(select(PointsEntry).where(PointsEntry.membership_id == card.id)).all()
+        assert sum(entry.points for entry in entries) == card.points
+        assert [entry.kind for entry in entries].count("redeem") == 1
 
 
 def test_the_small_city_suspends_one_merchant(database: Database, settings: Settings) -> None:

@@ -12,7 +12,8 @@ from cityhub.domains.market.models import STORE_CELL_RES, Merchant, Store
 from cityhub.domains.market.service import stores
 from cityhub.domains.market.service.stores import POSTGIS_STORE_INDEX
 from cityhub.kernel.db import Database
-from cityhub.kernel.geo import cell_for, has_postgis_index
+from cityhub.kernel.geo import cell_for
+from tests.factories import require_postgis_index
 
 CENTRE = (120.20, 30.25)
 CATEGORIES = ("food", "grocery", "pharmacy")
@@ -55,11 +56,7 @@ def _seed(database: Database, count: int, rng: random.Random) -> None:
 
 
 def test_postgis_and_portable_paths_agree(database: Database) -> None:
-    if database.dialect != "postgresql":
-        pytest.skip("PostGIS is a PostgreSQL accelerator")
-    with database.reading() as session:
-        if not has_postgis_index(session.connection(), POSTGIS_STORE_INDEX):
-            pytest.skip("PostGIS is not installed on this server (the portable path is tested everywhere)")
+    require_postgis_index(database, POSTGIS_STORE_INDEX)
     rng = random.Random(7)
     _seed(database, 1500, rng)
     compared = 0

@@ -1,6 +1,7 @@
 """Market JSON API under /api/v1/market: the public nearby search and store pages, a resident's merchant
 application, claims and coupons, the operator's merchant review, a merchant's stores, batches, staff and
-till keys, and the till's look-up and redemption (an API key with market.coupons.redeem)."""
+till keys, and the till's look-up and redemption (an API key with market.coupons.redeem); member cards: the
+owner's program and rewards, residents' cards, and the till's points for purchases, rewards and refunds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from cityhub.domains.market.service import (
     abuse,
     batches,
     coupons,
+    deals,
     ledger,
+    members,
     merchants,
     reports,
     stores,
@@ -38,6 +41,7 @@ from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging, fetch_page, page_of
+from cityhub.kernel.payments import payment_provider
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.settings import domain_settings
 from cityhub.kernel.uploads import read_form, single_files
@@ -602,6 +606,268 @@ def redeem(
 ) -> schemas.RedemptionOut:
     with database.unit_of_work() as session:
         answer = coupons.redeem(session, principal, merchant_id, body, settings.timezone)
-    if answer.replayed:
+    mark_replayed(response, answer.replayed)
+    return answer
+
+
+def mark_replayed(response: Response, replayed: bool) -> None:
+    """A till's retry answers 200 with the first request's outcome; a first request 201."""
+    if replayed:
         response.status_code = status.HTTP_200_OK
+
+
+# -- group deals -------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/deals", response_model=list[schemas.DealOut], summary="Group deals open to join, soonest to close first"
+)
+def open_deals(session: DbSession) -> list[schemas.DealOut]:
+    return deals.open_deals(session, utcnow())
+
+
+@router.get(
+    "/deals/{deal_id}", response_model=schemas.DealOut, summary="A group deal and how many joined (public)"
+)
+def deal(deal_id: int, session: DbSession) -> schemas.DealOut:
+    return deals.public_deal(session, deal_id)
+
+
+@router.post(
+    "/deals/{deal_id}/join",
+    response_model=schemas.DealCheckoutOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Join a group deal: the checkout address to pay at (409 when closed, full or joined already)",
+)
+def join_deal(
+    deal_id: int, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.DealCheckoutOut:
+    return deals.join(session, principal, payment_provider(settings), deal_id, utcnow())
+
+
+@router.get(
+    "/me/deal-joins", response_model=list[schemas.DealJoinOut], summary="My group deals and their payments"
+)
+def my_deal_joins(principal: CurrentPrincipal, session: DbSession) -> list[schemas.DealJoinOut]:
+    return deals.my_joins(session, principal)
+
+
+@router.get(
+    "/merchants/{merchant_id}/deals", response_model=list[schemas.DealOut], summary="The merchant's deals"
+)
+def merchant_deals(
+    merchant_id: int, principal: CurrentPrincipal, session: DbSession
+) -> list[schemas.DealOut]:
+    return deals.merchant_deals(session, principal, merchant_id)
+
+
+@router.post(
+    "/merchants/{merchant_id}/deals",
+    response_model=schemas.DealOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Open a group deal (with its GROUPON batch of vouchers)",
+)
+def create_deal(
+    merchant_id: int, body: schemas.DealIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.DealOut:
+    return deals.create(session, principal, merchant_id, body, utcnow())
+
+
+@router.post(
+    "/merchants/{merchant_id}/deals/{deal_id}/cancel",
+    response_model=schemas.DealOut,
+    summary="Cancel an open deal: every paid participant is refunded",
+)
+def cancel_deal(
+    merchant_id: int, deal_id: int, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.DealOut:
+    clock = coupons.Clock(utcnow(), settings.timezone)
+    return deals.cancel(session, principal, payment_provider(settings), merchant_id, deal_id, clock)
+
+
+# -- member cards ------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/merchants/{merchant_id}/member-program",
+    response_model=schemas.ProgramOut,
+    summary="A merchant's member card: points, levels and the rewards on offer (public)",
+)
+def member_program(merchant_id: int, session: DbSession) -> schemas.ProgramOut:
+    return members.public_program(session, merchant_id)
+
+
+@router.put(
+    "/merchants/{merchant_id}/member-program",
+    response_model=schemas.ProgramOut,
+    summary="Create or change the merchant's member card (members' levels follow new thresholds)",
+)
+def save_member_program(
+    merchant_id: int, body: schemas.ProgramIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ProgramOut:
+    return members.save_program(session, principal, merchant_id, body)
+
+
+@router.get(
+    "/merchants/{merchant_id}/member-program/stats",
+    response_model=schemas.ProgramStatsOut,
+    summary="Members by level and the points issued, reversed, redeemed and held (counts, never who)",
+)
+def member_program_stats(
+    merchant_id: int, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ProgramStatsOut:
+    return members.program_stats(session, principal, merchant_id)
+
+
+@router.get(
+    "/merchants/{merchant_id}/members",
+    response_model=Page[schemas.MemberRowOut],
+    summary="The members, newest first, by masked card number",
+)
+def member_list(
+    merchant_id: int, principal: CurrentPrincipal, session: DbSession, paging: Paging
+) -> Page[schemas.MemberRowOut]:
+    return members.members_page(session, principal, merchant_id, paging)
+
+
+@router.get(
+    "/merchants/{merchant_id}/rewards",
+    response_model=list[schemas.RewardOut],
+    summary="Every reward of the member card, withdrawn ones too",
+)
+def rewards(merchant_id: int, principal: CurrentPrincipal, session: DbSession) -> list[schemas.RewardOut]:
+    return members.rewards(session, principal, merchant_id)
+
+
+@router.post(
+    "/merchants/{merchant_id}/rewards",
+    response_model=schemas.RewardOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Offer a reward for points",
+)
+def add_reward(
+    merchant_id: int, body: schemas.RewardIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.RewardOut:
+    return members.add_reward(session, principal, merchant_id, body)
+
+
+@router.put(
+    "/merchants/{merchant_id}/rewards/{reward_id}",
+    response_model=schemas.RewardOut,
+    summary="Change a reward (its stock never below what was redeemed: 409)",
+)
+def change_reward(
+    merchant_id: int, reward_id: int, body: schemas.RewardIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.RewardOut:
+    return members.change_reward(session, principal, merchant_id, reward_id, body)
+
+
+@router.post(
+    "/merchants/{merchant_id}/membership",
+    response_model=schemas.CardOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Join the merchant's member card (200 with the card already held)",
+)
+def join_member_program(
+    merchant_id: int, principal: CurrentPrincipal, session: DbSession, response: Response
+) -> schemas.CardOut:
+    card, joined = members.join(session, principal, merchant_id)
+    if not joined:
+        response.status_code = status.HTTP_200_OK
+    return card
+
+
+@router.get("/me/memberships", response_model=list[schemas.CardOut], summary="My member cards")
+def my_member_cards(principal: CurrentPrincipal, session: DbSession) -> list[schemas.CardOut]:
+    return members.my_cards(session, principal)
+
+
+@router.get(
+    "/me/memberships/{number}",
+    response_model=schemas.CardDetailOut,
+    summary="One of my member cards: its QR code, latest points and the rewards on offer",
+)
+def my_member_card(number: str, principal: CurrentPrincipal, session: DbSession) -> schemas.CardDetailOut:
+    return members.my_card(session, principal, number)
+
+
+@router.post(
+    "/merchants/{merchant_id}/members/lookup",
+    response_model=schemas.TillCardOut,
+    summary="The till finds a member by card number or citizen card QR (enrol: join them on the spot)",
+)
+def look_up_member(
+    merchant_id: int,
+    body: schemas.MemberLookupIn,
+    principal: CurrentPrincipal,
+    database: OneHop,
+    settings: AppSettings,
+) -> schemas.TillCardOut:
+    with database.unit_of_work() as session:
+        return members.look_up(session, principal, merchant_id, body, settings)
+
+
+@router.get(
+    "/merchants/{merchant_id}/members/{number}",
+    response_model=schemas.TillCardOut,
+    summary="The till's view of a member card by its number",
+)
+def till_member_card(
+    merchant_id: int, number: str, principal: CurrentPrincipal, session: DbSession
+) -> schemas.TillCardOut:
+    return members.till_card(session, principal, merchant_id, number)
+
+
+@router.post(
+    "/merchants/{merchant_id}/points/purchases",
+    response_model=schemas.PointsOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Points for a purchase (a retry with the same client_key answers 200, replayed)",
+)
+def record_purchase(
+    merchant_id: int,
+    body: schemas.PurchaseIn,
+    principal: CurrentPrincipal,
+    database: OneHop,
+    settings: AppSettings,
+    response: Response,
+) -> schemas.PointsOut:
+    with database.unit_of_work() as session:
+        answer = members.record_purchase(session, principal, merchant_id, body, settings)
+    mark_replayed(response, answer.replayed)
+    return answer
+
+
+@router.post(
+    "/merchants/{merchant_id}/points/redemptions",
+    response_model=schemas.PointsOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A reward for points (409 with too few points or none left; a retry answers 200, replayed)",
+)
+def redeem_reward(
+    merchant_id: int,
+    body: schemas.RewardRedemptionIn,
+    principal: CurrentPrincipal,
+    database: OneHop,
+    settings: AppSettings,
+    response: Response,
+) -> schemas.PointsOut:
+    with database.unit_of_work() as session:
+        answer = members.redeem_reward(session, principal, merchant_id, body, settings)
+    mark_replayed(response, answer.replayed)
+    return answer
+
+
+@router.post(
+    "/merchants/{merchant_id}/points/{entry_id}/reversal",
+    response_model=schemas.PointsOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Take back a refunded purchase's points, once (again: 200, replayed)",
+)
+def reverse_points(
+    merchant_id: int, entry_id: int, principal: CurrentPrincipal, database: OneHop, response: Response
+) -> schemas.PointsOut:
+    with database.unit_of_work() as session:
+        answer = members.reverse(session, principal, merchant_id, entry_id)
+    mark_replayed(response, answer.replayed)
     return answer

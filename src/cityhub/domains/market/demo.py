@@ -11,6 +11,9 @@ stores and batches, residents claim (``coupons.claim``), owners and clerks redee
 for in identity, where "merchant_clerk" is its clerk; it gets a till key. The other organisations have no
 staff in the demo, so the operator stands as their owner of record and a principal acting for the
 organisation runs them. The "resident" login holds coupons of several merchants, one given by a neighbour.
+The first two merchants run member cards (``members.save_program``; the first takes the citizen card): the
+"resident" login and a few other customers join, earn points at the counter, and the "resident" login has
+taken a reward.
 
 Contents follow ``ctx.rng``; times follow the real clock (claims and validity must lie around now), and
 coupon codes are drawn by the service from ``secrets``, so those two differ from one run to the next.
@@ -42,7 +45,7 @@ from cityhub.domains.identity import (
 )
 from cityhub.domains.market import schemas
 from cityhub.domains.market.models import Merchant, Store
-from cityhub.domains.market.service import batches, coupons, merchants, stores
+from cityhub.domains.market.service import batches, coupons, members, merchants, stores
 from cityhub.domains.market.service.access import REVIEW
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.demo import METRES_PER_DEGREE_LAT, DemoContext, DemoSize, mobile_number, road_name
@@ -61,6 +64,15 @@ STORE_SPREAD_M = 320.0  # how far from a community's centre a store may be
 REDEEMED_SHARE = 0.35
 SUSPEND_FROM = 3  # one merchant is suspended only when at least this many are enrolled (two keep trading)
 SUSPENDED_REASON = "营业执照已过期，请上传新的营业执照后申请恢复。"
+# Member cards of the first two merchants (the first takes the citizen card as its card): their levels, how
+# many customers join each, and what the second reward costs.
+MEMBER_LEVELS = (
+    {"name": "普通会员", "name_en": "Member", "min_points": 0},
+    {"name": "银卡会员", "name_en": "Silver", "min_points": 300, "discount_percent": 5},
+    {"name": "金卡会员", "name_en": "Gold", "min_points": 1000, "discount_percent": 10},
+)
+CARD_MEMBERS = 6
+VOUCHER_POINTS = 500
 WEEK = schemas.WEEKDAYS
 
 Hours = dict[str, list[list[str]]]
@@ -489,6 +501,8 @@ class _MarketSeeder:
         self.ctx.progress.advance(task)
         given = self._transfer(shops[0], held)
         self._redemptions([coupon for coupon in held if coupon.code != given])
+        for number, shop in enumerate(shops[:2]):
+            self._member_card(shop, takes_citizen_card=number == 0)
         for shop in shops:
             for spec, batch in shop.batches:
                 if spec.paused:
@@ -778,6 +792,52 @@ class _MarketSeeder:
         if batch.kind == "GROUPON":
             return batch.face_value_cents
         return self.rng.randrange(15, 200) * 100
+
+    # -- member cards
+
+    def _member_card(self, shop: Trading, takes_citizen_card: bool) -> None:
+        """The shop's member card with two rewards, and its first members."""
+        program = schemas.ProgramIn.model_validate(
+            {
+                "title": f"{shop.merchant.name.split('（')[0]}会员卡",
+                "levels": MEMBER_LEVELS,
+                "accepts_citizen_card": takes_citizen_card,
+            }
+        )
+        members.save_program(self.session, shop.owner, shop.merchant.id, program)
+        gift = shop.brand.offer("GIFT")
+        first = schemas.RewardIn(
+            title=gift["gift"], description=gift["description"], points_cost=100, stock=20
+        )
+        voucher = schemas.RewardIn(
+            title="10 元代金券", description="下次消费抵 10 元。", points_cost=VOUCHER_POINTS
+        )
+        reward = members.add_reward(self.session, shop.owner, shop.merchant.id, first)
+        members.add_reward(self.session, shop.owner, shop.merchant.id, voucher)
+        self._card_members(shop, reward.id)
+
+    def _card_members(self, shop: Trading, reward_id: int) -> None:
+        """The "resident" login and a few other customers join and earn points at the counter; the "resident"
+        login, three purchases of ¥60 or more (180 points and up) behind it, takes the first reward."""
+        customers = [person for person in self.customers if person.person_id != shop.owner_person]
+        customers.sort(key=lambda person: person.username != RESIDENT_LOGIN)
+        till, settings = shop.redeemers[0], self.ctx.settings
+        for number, person in enumerate(customers[:CARD_MEMBERS]):
+            card, _joined = members.join(self.session, self._resident(person), shop.merchant.id)
+            visits = 3 if person.username == RESIDENT_LOGIN else self.rng.randint(1, 4)
+            for visit in range(visits):
+                data = schemas.PurchaseIn(
+                    card_number=card.number,
+                    amount_cents=self.rng.randrange(60, 200) * 100,
+                    store_id=self.rng.choice(shop.stores).id,
+                    client_key=f"demo-points-{shop.merchant.id}-{number}-{visit}",
+                )
+                members.record_purchase(self.session, till, shop.merchant.id, data, settings)
+            if person.username == RESIDENT_LOGIN:
+                taken = schemas.RewardRedemptionIn(
+                    card_number=card.number, reward_id=reward_id, client_key=f"demo-reward-{shop.merchant.id}"
+                )
+                members.redeem_reward(self.session, till, shop.merchant.id, taken, settings)
 
 
 def _distance_m(one: Any, other: Any) -> float:

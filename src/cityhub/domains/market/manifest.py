@@ -42,6 +42,10 @@ MANIFEST = Domain(
         ),
     ),
     event_handlers={"market.coupons_redeemed": ("cityhub.domains.market.jobs:post_commission",)},
+    job_handlers={
+        "market.deals.payment": "cityhub.domains.market.jobs:settle_deal_payment",
+        "market.deals.refund": "cityhub.domains.market.jobs:settle_deal_refund",
+    },
     periodic_jobs=(
         PeriodicJob(
             "market.reports.rollup", timedelta(hours=1), "cityhub.domains.market.jobs:roll_up_reports"
@@ -49,9 +53,11 @@ MANIFEST = Domain(
         PeriodicJob(
             "market.coupons.expire", timedelta(minutes=15), "cityhub.domains.market.jobs:expire_coupons"
         ),
+        PeriodicJob("market.deals.close", timedelta(minutes=1), "cityhub.domains.market.jobs:close_deals"),
     ),
     tiles=(
         Tile("market", _l("Nearby shops"), "/market", "store", order=5),
+        Tile("market-deals", _l("Group deals"), "/market/deals", "users", order=5),
         Tile(
             "market-merchant",
             _l("My shop"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from cityhub.domains.market.models import BATCH_KINDS
 
@@ -259,11 +259,15 @@ class PosCouponOut(BaseModel):
     reason: str | None
 
 
+# The till's own key for one request: a retry with the same key answers the first request again.
+ClientKey = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class RedemptionIn(_Strict):
     codes: list[str] = Field(min_length=1, max_length=10)
     store_id: int
     amount_cents: int = Field(0, ge=0, le=100_000_000, description="The order's amount before coupons.")
-    client_key: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    client_key: ClientKey
 
     @field_validator("codes")
     @classmethod
@@ -464,3 +468,276 @@ class SuspiciousOut(BaseModel):
     median_claims_per_person: float
     devices: list[SuspiciousDevice]
     people: list[SuspiciousPerson]
+
+
+# -- member cards ----------------------------------------------------------------------------------------
+
+
+class LevelIn(_Strict):
+    name: str = Field(min_length=1, max_length=40)
+    name_en: str | None = Field(None, max_length=40)
+    min_points: int = Field(ge=0, le=100_000_000, description="Lifetime points that reach the level.")
+    discount_percent: int | None = Field(
+        None,
+        ge=1,
+        le=99,
+        description="The share the level takes off an order (八八折 = 12); the till applies it.",
+    )
+
+
+class ProgramIn(_Strict):
+    title: str = Field(min_length=1, max_length=120)
+    points_per_yuan: int = Field(
+        1, ge=0, le=1000, description="Points per yuan spent, rounded down per purchase."
+    )
+    levels: list[LevelIn] = Field(default_factory=list, max_length=10)
+    accepts_citizen_card: bool = Field(True, description="The till may know a member by the citizen card QR.")
+    active: bool = Field(True, description="Paused: nobody joins, earns or spends; balances are kept.")
+
+    @field_validator("levels")
+    @classmethod
+    def _ladder(cls, levels: list[LevelIn]) -> list[LevelIn]:
+        if len({level.name for level in levels}) != len(levels):
+            raise ValueError("two levels have the same name")
+        if len({level.min_points for level in levels}) != len(levels):
+            raise ValueError("two levels start at the same points")
+        return sorted(levels, key=lambda level: level.min_points)
+
+
+class LevelOut(BaseModel):
+    name: str
+    name_en: str | None = None
+    min_points: int
+    discount_percent: int | None = None
+
+
+class RewardIn(_Strict):
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=2000)
+    points_cost: int = Field(ge=1, le=100_000_000)
+    stock: int | None = Field(
+        None, ge=0, le=10_000_000, description="How many there are in all; none: no limit."
+    )
+    active: bool = True
+
+
+class RewardOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str
+    points_cost: int
+    stock: int | None
+    redeemed: int
+    active: bool
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def remaining(self) -> int | None:
+        return None if self.stock is None else self.stock - self.redeemed
+
+
+class ProgramOut(BaseModel):
+    """A merchant's member card as anyone sees it, with the rewards on offer."""
+
+    merchant_id: int
+    merchant_name: str
+    title: str
+    points_per_yuan: int
+    levels: list[LevelOut]
+    accepts_citizen_card: bool
+    active: bool
+    rewards: list[RewardOut]
+
+
+class LevelCount(BaseModel):
+    level: str | None = Field(description="None: below the first level.")
+    members: int
+
+
+class ProgramStatsOut(BaseModel):
+    """What a merchant learns of its members: counts and points, never who they are."""
+
+    members: int
+    by_level: list[LevelCount]
+    points_issued: int = Field(description="Earned on purchases, refunds not taken off.")
+    points_reversed: int = Field(description="Taken back on refunds.")
+    points_redeemed: int = Field(description="Spent on rewards.")
+    points_outstanding: int = Field(description="Held by members now.")
+    rewards_redeemed: int
+
+
+class MemberRowOut(BaseModel):
+    number_masked: str
+    level: str | None
+    points: int
+    lifetime_points: int
+    joined_at: datetime
+
+
+class MemberStanding(BaseModel):
+    number: str
+    level: str | None
+    discount_percent: int | None
+    points: int
+    lifetime_points: int
+    next_level: str | None
+    points_to_next_level: int | None
+    joined_at: datetime
+
+
+class TillMemberOut(MemberStanding):
+    """What the till sees of a member: the card, never the holder."""
+
+    enrolled: bool = Field(False, description="Made a member by this request (a citizen card with enrol).")
+
+
+class CardOut(MemberStanding):
+    merchant_id: int
+    merchant_name: str
+    title: str
+
+
+class PointsEntryOut(BaseModel):
+    id: int
+    kind: str
+    points: int
+    balance_after: int
+    amount_cents: int | None
+    reward_id: int | None
+    reward_title: str | None
+    store_id: int | None
+    occurred_at: datetime
+    reversed: bool = Field(False, description="An earning whose purchase was refunded (reversed once).")
+
+
+class CardDetailOut(BaseModel):
+    card: CardOut
+    qr_svg: str = Field(description="The card's number as a QR code (inline SVG) for the till to scan.")
+    history: list[PointsEntryOut] = Field(description="The latest changes of the points, newest first.")
+    rewards: list[RewardOut]
+
+
+class TillCardOut(BaseModel):
+    """A member as the till sees it: the card, its latest points entries and the rewards on offer."""
+
+    member: TillMemberOut
+    history: list[PointsEntryOut]
+    rewards: list[RewardOut]
+
+
+class MemberRef(_Strict):
+    """Who the member is at the till: the member card's number, or a scanned citizen card code."""
+
+    card_number: str | None = Field(None, max_length=40, description="Spaces are ignored.")
+    citizen_card: str | None = Field(None, min_length=1, max_length=2000)
+
+    @field_validator("card_number")
+    @classmethod
+    def _digits_only(cls, number: str | None) -> str | None:
+        return None if number is None else number.replace(" ", "")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MemberRef:
+        if (self.card_number is None) == (self.citizen_card is None):
+            raise ValueError("give either card_number or citizen_card")
+        return self
+
+
+class MemberLookupIn(MemberRef):
+    enrol: bool = Field(False, description="With a citizen card: make its holder a member if they are not.")
+
+
+class PurchaseIn(MemberLookupIn):
+    amount_cents: int = Field(ge=1, le=100_000_000, description="What the order cost.")
+    store_id: int | None = None
+    client_key: ClientKey
+
+
+class RewardRedemptionIn(MemberRef):
+    reward_id: int
+    store_id: int | None = None
+    client_key: ClientKey
+
+
+class PointsOut(BaseModel):
+    """The till's answer: the points entry written (replayed: the one a first attempt wrote) and the card."""
+
+    entry: PointsEntryOut
+    member: TillMemberOut
+    replayed: bool
+
+
+# -- group deals -----------------------------------------------------------------------------------------
+
+# The most participants a deal may take; also the voucher stock of a deal without a cap of its own.
+MAX_DEAL_PARTICIPANTS = 100_000
+
+
+class DealIn(_Strict):
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=2000)
+    deal_detail: str = Field(min_length=1, max_length=2000, description="What the voucher buys.")
+    price_cents: int = Field(ge=1, le=100_000_000, description="What one participant pays.")
+    original_price_cents: int | None = Field(None, ge=1, le=100_000_000, description="Shown struck through.")
+    min_participants: int = Field(ge=1, le=MAX_DEAL_PARTICIPANTS)
+    max_participants: int | None = Field(None, ge=1, le=MAX_DEAL_PARTICIPANTS, description="None: no cap.")
+    deadline: datetime = Field(description="When the deal closes; with a zone offset.")
+    valid_days: int = Field(30, ge=1, le=366, description="Days a voucher is valid after it is issued.")
+    store_ids: list[int] = Field(default_factory=list, max_length=500, description="Empty: every store.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DealIn:
+        if self.deadline.tzinfo is None:
+            raise ValueError("give the deadline with a zone offset, e.g. 2026-12-01T20:00:00+08:00")
+        if self.max_participants is not None and self.max_participants < self.min_participants:
+            raise ValueError("max_participants cannot be below min_participants")
+        if self.original_price_cents is not None and self.original_price_cents <= self.price_cents:
+            raise ValueError("original_price_cents must be above price_cents")
+        return self
+
+
+class DealOut(BaseModel):
+    """A deal as anyone sees it: how many joined, never who."""
+
+    id: int
+    merchant_id: int
+    merchant_name: str
+    batch_id: int = Field(description="The GROUPON batch whose coupons are the deal's vouchers.")
+    title: str
+    description: str
+    deal_detail: str
+    price_cents: int
+    original_price_cents: int | None
+    min_participants: int
+    max_participants: int | None
+    deadline: datetime
+    valid_days: int
+    store_ids: list[int]
+    status: Literal["open", "succeeded", "failed", "cancelled"]
+    joined: int = Field(description="Participants whose payment counted.")
+    closed_at: datetime | None
+
+
+class DealCheckoutOut(BaseModel):
+    deal_id: int
+    payment_reference: str
+    checkout_url: str = Field(description="The payment provider's checkout; the deal's page comes after it.")
+
+
+class DealJoinOut(BaseModel):
+    """One of my joins: where its payment stands, and the voucher once the deal succeeded."""
+
+    deal_id: int
+    title: str
+    merchant_name: str
+    deal_status: str
+    deadline: datetime
+    status: Literal["pending", "paid", "issued", "refunding", "refunded", "failed"]
+    amount_cents: int
+    payment_reference: str
+    joined_at: datetime
+    paid_at: datetime | None
+    refunded_at: datetime | None
+    voucher_code: str | None

@@ -14,11 +14,6 @@ class MarketSettings(DomainSettings):
     nearby_radius_km: float = Field(
         3.0, gt=0, le=20, description="Radius of the 'nearby' search when the caller gives none (km)."
     )
-    use_postgis: bool = Field(
-        True,
-        description="On PostgreSQL with PostGIS installed, nearby search uses its nearest-neighbour index; "
-        "false keeps to the portable H3 path.",
-    )
     max_radius_km: float = Field(
         20.0, gt=0, le=50, description="The largest radius a nearby search accepts (km)."
     )

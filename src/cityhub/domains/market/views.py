@@ -2,12 +2,13 @@
 (claimed in place with htmx, or by a plain form), my coupons with their QR codes and giving one on, and the
 merchant application; the merchant's console (stores, coupon batches, staff, till keys), its coupon reports
 (a chart, a table and a CSV file) and the counter's scanner page for owners and clerks; and the operator's
-merchant review.
+merchant review. Member cards: joining on a store's page, my cards with their QR codes, the owner's card
+console and the counter's member till.
 
-Claiming and redeeming commit in a unit of work of their own, like the API's (see api.OneHop). Their routes
-take the page user from the session cookie alone and never open the request's transaction, which on SQLite
-would hold the write lock that unit of work waits for; they answer with a redirect (or an htmx fragment) and
-carry the outcome to the next page in the signed session.
+Claiming, redeeming and the member till commit in a unit of work of their own, like the API's (see
+api.OneHop). Their routes take the page user from the session cookie alone and never open the request's
+transaction, which on SQLite would hold the write lock that unit of work waits for; they answer with a
+redirect (or an htmx fragment) and carry the outcome to the next page in the signed session.
 """
 
 from __future__ import annotations
@@ -40,14 +41,24 @@ from cityhub.domains.identity import (
 )
 from cityhub.domains.market import schemas
 from cityhub.domains.market.api import claim_limits, market_settings
-from cityhub.domains.market.models import Merchant
-from cityhub.domains.market.service import batches, coupons, ledger, merchants, reports, stores
+from cityhub.domains.market.models import MemberProgram, Merchant
+from cityhub.domains.market.service import (
+    batches,
+    coupons,
+    deals,
+    ledger,
+    members,
+    merchants,
+    reports,
+    stores,
+)
 from cityhub.domains.market.service.access import MANAGE, REDEEM, REVIEW, merchant_for
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Forbidden, NotFound, Problem, Unauthorized, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
-from cityhub.kernel.pagination import Page, Paging, fetch_page
+from cityhub.kernel.pagination import Page, PageParams, Paging, fetch_page
+from cityhub.kernel.payments import payment_provider
 from cityhub.kernel.qr import qr_svg
 from cityhub.kernel.uploads import Upload, read_form, single_files, single_values
 from cityhub.kernel.web import (
@@ -385,6 +396,7 @@ def store_page(
         "map_data": json.dumps(
             {"centre": [shaped.lon, shaped.lat], "stores": [marker], "zoom": 16}, ensure_ascii=False
         ),
+        **_member_offer(session, user, merchant.id),
     }
     return _page(request, "store.html", context)
 
@@ -875,6 +887,25 @@ def scanner_page(
     return _page(request, "scanner.html", context)
 
 
+def _at_the_till(
+    request: Request, key: str, merchant_id: int, step: Callable[[Session], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run one step of a till in a unit of work of its own (see the module docstring) and keep its outcome
+    for the next page under ``key``: what ``step`` returned, or why it was refused."""
+    result: dict[str, Any] = {"merchant": merchant_id}
+    try:
+        with get_database(request).unit_of_work() as session:
+            result |= {"ok": True, **step(session)}
+    except ValidationError as exc:
+        result |= {"ok": False, "text": _described(exc)}
+    except Problem as problem:
+        if isinstance(problem, Forbidden):
+            raise
+        result |= {"ok": False, "text": _detail(problem)}
+    request.session[key] = result
+    return result
+
+
 @router.post("/market/merchant/{merchant_id}/scanner", dependencies=[CsrfChecked])
 def redeem(
     request: Request,
@@ -890,25 +921,16 @@ def redeem(
     answer the first redemption again instead of redeeming twice."""
     back = f"/market/merchant/{merchant_id}/scanner"
     clerk = _signed_in(request, visitor, back)
-    result: dict[str, Any] = {"merchant": merchant_id}
-    try:
+
+    def redeem_code(session: Session) -> dict[str, Any]:
         data = schemas.RedemptionIn(
             codes=[code.replace(" ", "")],
             store_id=store_id,
             amount_cents=_cents(amount, "amount"),
             client_key=client_key,
         )
-        with get_database(request).unit_of_work() as session:
-            answer = coupons.redeem(session, clerk, merchant_id, data, settings.timezone)
-    except ValidationError as exc:
-        result |= {"ok": False, "text": _described(exc)}
-    except Problem as problem:
-        if isinstance(problem, Forbidden):
-            raise
-        result |= {"ok": False, "text": _detail(problem)}
-    else:
-        result |= {
-            "ok": True,
+        answer = coupons.redeem(session, clerk, merchant_id, data, settings.timezone)
+        return {
             "replayed": answer.replayed,
             "total": money(answer.total_value_cents),
             "coupons": [
@@ -916,7 +938,8 @@ def redeem(
                 for c in answer.coupons
             ],
         }
-    request.session[TILL_KEY] = result
+
+    result = _at_the_till(request, TILL_KEY, merchant_id, redeem_code)
     again: dict[str, str | int] = {"store_id": store_id}
     if not result["ok"]:
         again |= {"code": code, "amount": amount}
@@ -1286,3 +1309,580 @@ def statement_file(
 ) -> Response:
     found = ledger.statement(session, user, merchant_id, month)
     return attachment(*ledger.statement_file(found, file_format, settings))
+
+
+# --- member cards --------------------------------------------------------------------------------------
+
+MEMBER_TILL_KEY = "market.member_till"  # the last step of the member till, for its page
+POINTS_KINDS = {"earn": _l("Purchase"), "redeem": _l("Reward"), "reverse": _l("Refund")}
+CardNumber = Annotated[str, Path(max_length=40)]
+
+
+def _member_offer(session: Session, user: Principal | None, merchant_id: int) -> dict[str, Any]:
+    """The merchant's member card on its store's page, and the visitor's card of it."""
+    program, membership = members.card_at(session, merchant_id, user.person_id if user else None)
+    return {"member_program": program, "membership": membership}
+
+
+@router.post("/market/stores/{store_id}/join", dependencies=[CsrfChecked])
+def join_member_card(request: Request, user: SignedIn, session: DbSession, store_id: int) -> Response:
+    """Join the store's member card. With htmx the card's panel is swapped in place (with the refusal, if
+    any); a plain form goes on to the new card."""
+    store, merchant = stores.public_store(session, store_id)
+    outcome = _attempt(session, lambda: members.join(session, user, merchant.id))
+    if request.headers.get("HX-Request"):
+        refusal = _detail(outcome) if isinstance(outcome, Problem) else None
+        context = {"store": store, "join_refusal": refusal, **_member_offer(session, user, merchant.id)}
+        return _page(request, "member_join.html", context)
+    if isinstance(outcome, Problem):
+        raise outcome
+    flash(request, _("Welcome: this is your member card. Show it at the counter."))
+    return see_other(f"/market/me/members/{outcome[0].number}")
+
+
+@router.get("/market/me/members")
+def my_member_cards_page(request: Request, user: SignedIn, session: DbSession) -> Response:
+    return _page(request, "members.html", {"cards": members.my_cards(session, user)})
+
+
+@router.get("/market/me/members/{number}")
+def member_card_page(request: Request, user: SignedIn, session: DbSession, number: CardNumber) -> Response:
+    """One member card: its QR code and digits for the till, the level, points, rewards and history."""
+    found = members.my_card(session, user, number)
+    context = {
+        "found": found,
+        "qr_svg": Markup(found.qr_svg),  # noqa: S704 - segno's SVG of our own digits
+        "points_kinds": POINTS_KINDS,
+    }
+    return _page(request, "member.html", context)
+
+
+# The member card's console: the program, its rewards, counts of members and points, masked members.
+
+
+def _levels_of(text: str) -> list[dict[str, Any]]:
+    """Levels as the form takes them, one a line: "银卡, 1000, 5, Silver" (name, lifetime points that reach
+    it, then optionally the % taken off and an English name)."""
+    levels = []
+    for line in text.replace("，", ",").splitlines():
+        if not line.strip():
+            continue
+        name, points, discount, name_en = ([part.strip() for part in line.split(",")] + ["", "", ""])[:4]
+        discount = discount.rstrip("%").strip()
+        if not points.isdigit() or (discount and not discount.isdigit()):
+            raise ValidationProblem(
+                _("Write each level as: name, lifetime points, percent off (for example 银卡, 1000, 5)."),
+                field="levels",
+            )
+        levels.append(
+            {
+                "name": name,
+                "min_points": int(points),
+                "discount_percent": int(discount) if discount else None,
+                "name_en": name_en or None,
+            }
+        )
+    return levels
+
+
+def _levels_text(levels: list[dict[str, Any]]) -> str:
+    lines = []
+    for level in levels:
+        parts = [level["name"], str(level["min_points"]), str(level.get("discount_percent") or "")]
+        if level.get("name_en"):
+            parts.append(level["name_en"])
+        lines.append(", ".join(parts).rstrip(", "))
+    return "\n".join(lines)
+
+
+def _program_form(merchant: Merchant, program: MemberProgram | None) -> dict[str, Any]:
+    """The program form's values: the card as it is, or a first suggestion."""
+    if program is None:
+        return {"title": _("%(name)s member card", name=merchant.name), "points_per_yuan": "1", "levels": ""}
+    return {
+        "title": program.title,
+        "points_per_yuan": str(program.points_per_yuan),
+        "levels": _levels_text(program.levels),
+        "accepts_citizen_card": program.accepts_citizen_card,
+        "active": program.active,
+    }
+
+
+def _member_desk(
+    request: Request,
+    session: Session,
+    user: Principal,
+    merchant_id: int,
+    paging: PageParams,
+    failed: tuple[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """``failed``: (form, why) of a refused form, shown next to it with ``form``'s values."""
+    merchant = merchant_for(session, user, merchant_id, MANAGE)
+    program = members.program_of(session, merchant.id)
+    context: dict[str, Any] = {
+        "merchant": merchant,
+        "program": program,
+        "failed": failed,
+        "form": form if failed and failed[0] == "program" else _program_form(merchant, program),
+        "reward_form": form if failed and failed[0] == "new-reward" else {},
+    }
+    if program is not None:
+        context |= {
+            "rewards": members.rewards(session, user, merchant_id),
+            "stats": members.program_stats(session, user, merchant_id),
+            "members": members.members_page(session, user, merchant_id, paging),
+        }
+    return _page(request, "member_console.html", context, status_code)
+
+
+def _member_desk_step(
+    request: Request,
+    session: Session,
+    user: Principal,
+    merchant_id: int,
+    form_name: str,
+    action: Callable[[], object],
+    form: dict[str, Any],
+    done: str,
+) -> Response:
+    """Do one step of the member card's console in a savepoint: back to the console, or the console with
+    the refusal next to the form."""
+    outcome = _attempt(session, action)
+    if isinstance(outcome, Problem):
+        if isinstance(outcome, Forbidden | NotFound):
+            raise outcome
+        failed = (form_name, _detail(outcome))
+        return _member_desk(request, session, user, merchant_id, PageParams(), failed, form, outcome.status)
+    flash(request, done)
+    return see_other(f"/market/merchant/{merchant_id}/members#{form_name}")
+
+
+@router.get("/market/merchant/{merchant_id}/members")
+def member_desk_page(
+    request: Request, user: SignedIn, session: DbSession, paging: Paging, merchant_id: int
+) -> Response:
+    """The owner's member card: its terms and levels, rewards, counts of members and points, and the
+    members by masked card number (never a name)."""
+    return _member_desk(request, session, user, merchant_id, paging)
+
+
+@router.post("/market/merchant/{merchant_id}/members/program", dependencies=[CsrfChecked])
+def save_member_program(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, fields: Posted
+) -> Response:
+    values = single_values(fields)
+
+    def save() -> object:
+        data = {
+            "title": values.get("title", "").strip(),
+            "points_per_yuan": _whole(values, "points_per_yuan"),
+            "levels": _levels_of(values.get("levels", "")),
+            "accepts_citizen_card": "accepts_citizen_card" in values,
+            "active": "active" in values,
+        }
+        return members.save_program(session, user, merchant_id, schemas.ProgramIn.model_validate(data))
+
+    form = {**values, "accepts_citizen_card": "accepts_citizen_card" in values, "active": "active" in values}
+    done = _("The member card is saved.")
+    return _member_desk_step(request, session, user, merchant_id, "program", save, form, done)
+
+
+def _reward_in(values: dict[str, str]) -> schemas.RewardIn:
+    return schemas.RewardIn.model_validate(
+        {
+            "title": values.get("title", "").strip(),
+            "description": values.get("description", "").strip(),
+            "points_cost": _whole(values, "points_cost"),
+            "stock": _whole(values, "stock"),
+            "active": "active" in values,
+        }
+    )
+
+
+@router.post("/market/merchant/{merchant_id}/members/rewards", dependencies=[CsrfChecked])
+def add_reward(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, fields: Posted
+) -> Response:
+    values = single_values(fields)
+    done = _("The reward is offered.")
+
+    def add() -> object:
+        return members.add_reward(session, user, merchant_id, _reward_in(values))
+
+    return _member_desk_step(request, session, user, merchant_id, "new-reward", add, values, done)
+
+
+@router.post("/market/merchant/{merchant_id}/members/rewards/{reward_id}", dependencies=[CsrfChecked])
+def change_reward(
+    request: Request, user: SignedIn, session: DbSession, merchant_id: int, reward_id: int, fields: Posted
+) -> Response:
+    values = single_values(fields)
+    done = _("The reward is saved.")
+
+    def change() -> object:
+        return members.change_reward(session, user, merchant_id, reward_id, _reward_in(values))
+
+    return _member_desk_step(request, session, user, merchant_id, "rewards", change, values, done)
+
+
+# The member till: find a member by card number or citizen card, record a purchase, give a reward, refund.
+
+
+def _member_till_url(merchant_id: int, number: str | None = None, store_id: int | None = None) -> str:
+    wanted = {"number": number, "store_id": store_id}
+    query = urlencode({name: value for name, value in wanted.items() if value})
+    return f"/market/merchant/{merchant_id}/members/till" + (f"?{query}" if query else "")
+
+
+def _member_ref(identifier: str) -> dict[str, str]:
+    """What the till's one field holds: a citizen card code (a signed token, with dots) or a card number."""
+    scanned = identifier.strip()
+    return {"citizen_card": scanned} if "." in scanned else {"card_number": scanned}
+
+
+def _points_text(answer: schemas.PointsOut) -> str:
+    if answer.replayed:
+        return _("This was recorded already; nothing was counted twice.")
+    entry, balance = answer.entry, answer.member.points
+    if entry.kind == "earn":
+        return _(
+            "%(points)s points earned; the card holds %(balance)s.", points=entry.points, balance=balance
+        )
+    if entry.kind == "redeem":
+        return _(
+            "%(reward)s given for %(points)s points; %(balance)s left.",
+            reward=entry.reward_title or "",
+            points=-entry.points,
+            balance=balance,
+        )
+    return _("%(points)s points taken back; %(balance)s left.", points=-entry.points, balance=balance)
+
+
+@router.get("/market/merchant/{merchant_id}/members/till")
+def member_till_page(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    merchant_id: int,
+    number: Annotated[str, Query(max_length=40)] = "",
+    store_id: Annotated[int | None, Query()] = None,
+) -> Response:
+    """The counter's member till: scan a member card or a citizen card, then record the purchase, give a
+    reward, or take back a refunded purchase's points."""
+    merchant = merchant_for(session, user, merchant_id, REDEEM)
+    program = members.program_of(session, merchant.id)
+    found: schemas.TillCardOut | None = None
+    refusal: str | None = None
+    if program is not None and number.strip():
+        try:
+            found = members.till_card(session, user, merchant_id, number)
+        except NotFound as problem:
+            refusal = _detail(problem)
+    result = request.session.pop(MEMBER_TILL_KEY, None)
+    context = {
+        "merchant": merchant,
+        "program": program,
+        "manage": merchant.organization_id in user.organizations(MANAGE),
+        "stores": stores.stores_of(session, merchant, active_only=True),
+        "store_id": store_id,
+        "found": found,
+        "refusal": refusal,
+        "result": result if result and result.get("merchant") == merchant_id else None,
+        "purchase_key": secrets.token_hex(12),
+        "reward_key": secrets.token_hex(12),
+        "points_kinds": POINTS_KINDS,
+    }
+    return _page(request, "member_till.html", context)
+
+
+TillNumber = Annotated[str, Form(max_length=40)]
+TillStore = Annotated[int | None, Form()]
+TillKey = Annotated[str, Form(max_length=64)]
+
+
+@router.post("/market/merchant/{merchant_id}/members/till/lookup", dependencies=[CsrfChecked])
+def till_look_up(
+    request: Request,
+    visitor: PageVisitor,
+    settings: AppSettings,
+    merchant_id: int,
+    identifier: Annotated[str, Form(max_length=2000)] = "",
+    enrol: Annotated[bool, Form()] = False,
+    store_id: TillStore = None,
+) -> Response:
+    """Find the member by what was scanned; with "enrol", a citizen card's holder joins on the spot."""
+    clerk = _signed_in(request, visitor, _member_till_url(merchant_id))
+
+    def find(session: Session) -> dict[str, Any]:
+        data = schemas.MemberLookupIn.model_validate({**_member_ref(identifier), "enrol": enrol})
+        found = members.look_up(session, clerk, merchant_id, data, settings)
+        joined = _("A new member: the card is on the resident's phone.") if found.member.enrolled else ""
+        return {"number": found.member.number, "text": joined}
+
+    result = _at_the_till(request, MEMBER_TILL_KEY, merchant_id, find)
+    return see_other(_member_till_url(merchant_id, result.get("number"), store_id))
+
+
+@router.post("/market/merchant/{merchant_id}/members/till/purchase", dependencies=[CsrfChecked])
+def till_purchase(
+    request: Request,
+    visitor: PageVisitor,
+    settings: AppSettings,
+    merchant_id: int,
+    number: TillNumber = "",
+    amount: Annotated[str, Form(max_length=20)] = "",
+    store_id: TillStore = None,
+    client_key: TillKey = "",
+) -> Response:
+    """Points for the order. The form's client key makes a second submit answer the first again."""
+    clerk = _signed_in(request, visitor, _member_till_url(merchant_id, number))
+
+    def earn(session: Session) -> dict[str, Any]:
+        data = schemas.PurchaseIn(
+            card_number=number,
+            amount_cents=_cents(amount, "amount"),
+            store_id=store_id,
+            client_key=client_key,
+        )
+        return {"text": _points_text(members.record_purchase(session, clerk, merchant_id, data, settings))}
+
+    _at_the_till(request, MEMBER_TILL_KEY, merchant_id, earn)
+    return see_other(_member_till_url(merchant_id, number, store_id))
+
+
+@router.post("/market/merchant/{merchant_id}/members/till/reward", dependencies=[CsrfChecked])
+def till_reward(
+    request: Request,
+    visitor: PageVisitor,
+    settings: AppSettings,
+    merchant_id: int,
+    number: TillNumber = "",
+    reward_id: Annotated[int, Form()] = 0,
+    store_id: TillStore = None,
+    client_key: TillKey = "",
+) -> Response:
+    """Give a reward for the member's points."""
+    clerk = _signed_in(request, visitor, _member_till_url(merchant_id, number))
+
+    def pay(session: Session) -> dict[str, Any]:
+        data = schemas.RewardRedemptionIn(
+            card_number=number, reward_id=reward_id, store_id=store_id, client_key=client_key
+        )
+        return {"text": _points_text(members.redeem_reward(session, clerk, merchant_id, data, settings))}
+
+    _at_the_till(request, MEMBER_TILL_KEY, merchant_id, pay)
+    return see_other(_member_till_url(merchant_id, number, store_id))
+
+
+@router.post("/market/merchant/{merchant_id}/members/till/reversal", dependencies=[CsrfChecked])
+def till_reversal(
+    request: Request,
+    visitor: PageVisitor,
+    merchant_id: int,
+    number: TillNumber = "",
+    entry_id: Annotated[int, Form()] = 0,
+    store_id: TillStore = None,
+) -> Response:
+    """Take back the points of a refunded purchase (once)."""
+    clerk = _signed_in(request, visitor, _member_till_url(merchant_id, number))
+
+    def take_back(session: Session) -> dict[str, Any]:
+        return {"text": _points_text(members.reverse(session, clerk, merchant_id, entry_id))}
+
+    _at_the_till(request, MEMBER_TILL_KEY, merchant_id, take_back)
+    return see_other(_member_till_url(merchant_id, number, store_id))
+
+
+# --- group deals ---------------------------------------------------------------------------------------
+
+DEAL_STATES = {
+    "open": _l("Open to join"),
+    "succeeded": _l("On: vouchers issued"),
+    "failed": _l("Did not happen"),
+    "cancelled": _l("Cancelled"),
+}
+JOIN_STATES = {
+    "pending": _l("Waiting for your payment"),
+    "paid": _l("Paid: waiting for the deadline"),
+    "issued": _l("Voucher issued"),
+    "refunding": _l("Being refunded"),
+    "refunded": _l("Refunded"),
+    "failed": _l("Payment declined: try again"),
+}
+DEAL_OPENED = _l("The deal %(title)s is open.")
+DEAL_CANCELLED = _l("%(title)s is cancelled; everyone who paid is being refunded.")
+
+
+def _deal_page_of(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return _page(
+        request, name, {"deal_states": DEAL_STATES, "join_states": JOIN_STATES, **context}, status_code
+    )
+
+
+def _my_deal_joins(
+    session: Session, user: Principal | None, deal_id: int | None = None
+) -> list[schemas.DealJoinOut]:
+    """The visitor's joins; none for a visitor who is not a signed-in resident."""
+    if user is None or user.person_id is None:
+        return []
+    return deals.my_joins(session, user, deal_id)
+
+
+@router.get("/market/deals")
+def deals_page(request: Request, user: PageUser, session: DbSession) -> Response:
+    """Group deals open to join, the soonest to close first, and the visitor's own."""
+    context = {"deals": deals.open_deals(session, utcnow()), "mine": _my_deal_joins(session, user)}
+    return _deal_page_of(request, "deals.html", context)
+
+
+def _deal_page(
+    request: Request, session: Session, user: Principal | None, deal_id: int, refused: Problem | None = None
+) -> Response:
+    mine = _my_deal_joins(session, user, deal_id)
+    context = {
+        "deal": deals.public_deal(session, deal_id),
+        "mine": mine[0] if mine else None,
+        "refusal": _detail(refused) if refused else None,
+    }
+    return _deal_page_of(request, "deal.html", context, refused.status if refused else 200)
+
+
+@router.get("/market/deals/{deal_id}")
+def deal_page(request: Request, user: PageUser, session: DbSession, deal_id: int) -> Response:
+    """A deal: what it buys, how many joined towards its minimum, its deadline, and joining it."""
+    return _deal_page(request, session, user, deal_id)
+
+
+@router.get("/market/deals/{deal_id}/progress")
+def deal_progress(request: Request, session: DbSession, deal_id: int) -> Response:
+    """How many joined, for htmx to refresh on the deal's page."""
+    context = {"deal": deals.public_deal(session, deal_id), "poll": True}
+    return _deal_page_of(request, "deal_progress.html", context)
+
+
+@router.post("/market/deals/{deal_id}/join", dependencies=[CsrfChecked])
+def join_deal(
+    request: Request, user: SignedIn, session: DbSession, settings: AppSettings, deal_id: int
+) -> Response:
+    """Join and go on to the payment provider's checkout, which comes back to the deal; or the deal's page
+    with the refusal."""
+    outcome = _attempt(
+        session, lambda: deals.join(session, user, payment_provider(settings), deal_id, utcnow())
+    )
+    if isinstance(outcome, Problem):
+        return _deal_page(request, session, user, deal_id, outcome)
+    return see_other(outcome.checkout_url)
+
+
+# The merchant's deals: how many joined each, cancelling an open one, opening a new one.
+
+
+def _deal_console(
+    request: Request,
+    session: Session,
+    user: Principal,
+    merchant_id: int,
+    form: dict[str, Any] | None = None,
+    problem: Problem | None = None,
+) -> Response:
+    """``form``: the values of a refused new deal, shown again; ``problem``: why a step was refused."""
+    merchant = merchant_for(session, user, merchant_id, MANAGE)
+    context = {
+        "merchant": merchant,
+        "deals": deals.merchant_deals(session, user, merchant_id),
+        "stores": stores.stores_of(session, merchant, active_only=True),
+        "form": form or {},
+        "problem": _detail(problem) if problem else None,
+    }
+    return _deal_page_of(request, "deal_console.html", context, problem.status if problem else 200)
+
+
+@router.get("/market/merchant/{merchant_id}/deals")
+def deal_console_page(request: Request, user: SignedIn, session: DbSession, merchant_id: int) -> Response:
+    return _deal_console(request, session, user, merchant_id)
+
+
+def _deal_step(
+    request: Request,
+    session: Session,
+    user: Principal,
+    merchant_id: int,
+    action: Callable[[], schemas.DealOut],
+    done: Any,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """One step on the merchant's deals in a savepoint: back to the deals saying ``done``, or the deals
+    with the refusal."""
+    outcome = _attempt(session, action)
+    if isinstance(outcome, Problem):
+        if isinstance(outcome, Forbidden | NotFound):
+            raise outcome
+        return _deal_console(request, session, user, merchant_id, form, outcome)
+    flash(request, str(done) % {"title": outcome.title})
+    return see_other(f"/market/merchant/{merchant_id}/deals#deal-{outcome.id}")
+
+
+def _local_moment(values: dict[str, str], field: str, zone: ZoneInfo) -> datetime | None:
+    """A datetime-local field ("2026-12-01T20:00") as a moment in the platform's zone."""
+    text = values.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=zone)
+    except ValueError as exc:
+        raise ValidationProblem(_("%(field)s: give a date and time.", field=field), field=field) from exc
+
+
+def _deal_in(values: dict[str, str], store_ids: list[str], tz: str) -> schemas.DealIn:
+    return schemas.DealIn.model_validate(
+        {
+            "title": values.get("title", "").strip(),
+            "description": values.get("description", "").strip(),
+            "deal_detail": values.get("deal_detail", "").strip(),
+            "price_cents": _cents(values.get("price", ""), "price"),
+            "original_price_cents": _cents(values.get("original_price", ""), "original_price") or None,
+            "min_participants": _whole(values, "min_participants"),
+            "max_participants": _whole(values, "max_participants"),
+            "deadline": _local_moment(values, "deadline", ZoneInfo(tz)),
+            "valid_days": _whole(values, "valid_days") or 30,
+            "store_ids": [int(store_id) for store_id in store_ids if store_id.isdigit()],
+        }
+    )
+
+
+@router.post("/market/merchant/{merchant_id}/deals", dependencies=[CsrfChecked])
+def create_deal(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    fields: Posted,
+) -> Response:
+    values = single_values(fields)
+    store_ids = fields.get("store_ids", [])
+
+    def create() -> schemas.DealOut:
+        data = _deal_in(values, store_ids, settings.timezone)
+        return deals.create(session, user, merchant_id, data, utcnow())
+
+    form = {**values, "store_ids": store_ids}
+    return _deal_step(request, session, user, merchant_id, create, DEAL_OPENED, form)
+
+
+@router.post("/market/merchant/{merchant_id}/deals/{deal_id}/cancel", dependencies=[CsrfChecked])
+def cancel_deal(
+    request: Request,
+    user: SignedIn,
+    session: DbSession,
+    settings: AppSettings,
+    merchant_id: int,
+    deal_id: int,
+) -> Response:
+    def cancel() -> schemas.DealOut:
+        clock = coupons.Clock(utcnow(), settings.timezone)
+        return deals.cancel(session, user, payment_provider(settings), merchant_id, deal_id, clock)
+
+    return _deal_step(request, session, user, merchant_id, cancel, DEAL_CANCELLED)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal
-from cityhub.domains.market.models import Merchant
-from cityhub.kernel.errors import Forbidden, NotFound
+from cityhub.domains.market.models import Merchant, Store
+from cityhub.kernel.errors import Forbidden, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 
 MANAGE = "market.merchant.manage"
@@ -32,6 +32,14 @@ def merchant_for(session: Session, principal: Principal, merchant_id: int, permi
     if merchant.status != "approved":
         raise Forbidden(_("This merchant is not approved to trade."), slug="merchant-not-approved")
     return merchant
+
+
+def till_store(session: Session, merchant: Merchant, store_id: int) -> Store:
+    """The store a till serves an order at: one of the merchant's own (422 otherwise)."""
+    store = session.get(Store, store_id)
+    if store is None or store.merchant_id != merchant.id:
+        raise ValidationProblem(_("Store %(id)s is not this merchant's.", id=store_id), field="store_id")
+    return store
 
 
 def person_of(principal: Principal) -> int:

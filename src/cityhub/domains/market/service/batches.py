@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.identity import Principal
 from cityhub.domains.market import schemas
-from cityhub.domains.market.models import Batch, BatchShard, BatchStore, Merchant, Store
+from cityhub.domains.market.models import Batch, BatchShard, BatchStore, Deal, Merchant, Store
 from cityhub.domains.market.service.access import MANAGE, merchant_for
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
@@ -93,6 +93,11 @@ def set_status(
     session: Session, principal: Principal, merchant_id: int, batch_id: int, status: str
 ) -> schemas.BatchOut:
     merchant, batch = owned(session, principal, merchant_id, batch_id)
+    if session.scalar(select(Deal.id).where(Deal.batch_id == batch.id)) is not None:
+        # Started, the draft could be claimed for free; the deal ends it when it closes.
+        raise Conflict(
+            _("This batch holds a group deal's vouchers; the deal gives them out."), slug="deal-batch"
+        )
     moved = session.execute(
         update(Batch).where(Batch.id == batch.id, Batch.status.in_(MOVES[status])).values(status=status)
     )
@@ -191,16 +196,22 @@ def store_offering(session: Session, batch_id: int) -> int:
     return store_id
 
 
-def shape(session: Session, batches: list[Batch], merchant_name: str) -> list[schemas.BatchOut]:
-    stores: dict[int, list[int]] = {batch.id: [] for batch in batches}
-    counted = totals(session, list(stores)) if batches else {}
-    if batches:
+def stores_of_batches(session: Session, batch_ids: list[int]) -> dict[int, list[int]]:
+    """The stores each batch applies at, by batch id (an empty list: all the merchant's stores)."""
+    stores: dict[int, list[int]] = {batch_id: [] for batch_id in batch_ids}
+    if batch_ids:
         for batch_id, store_id in session.execute(
             select(BatchStore.batch_id, BatchStore.store_id)
-            .where(BatchStore.batch_id.in_(stores))
+            .where(BatchStore.batch_id.in_(batch_ids))
             .order_by(BatchStore.store_id)
         ):
             stores[batch_id].append(store_id)
+    return stores
+
+
+def shape(session: Session, batches: list[Batch], merchant_name: str) -> list[schemas.BatchOut]:
+    stores = stores_of_batches(session, [batch.id for batch in batches])
+    counted = totals(session, list(stores)) if batches else {}
     return [
         schemas.BatchOut(
             id=batch.id,

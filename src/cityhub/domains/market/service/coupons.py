@@ -34,9 +34,8 @@ from cityhub.domains.market.models import (
     CouponEvent,
     DailyClaimTally,
     Merchant,
-    Store,
 )
-from cityhub.domains.market.service.access import REDEEM, merchant_for, person_of
+from cityhub.domains.market.service.access import REDEEM, merchant_for, person_of, till_store
 from cityhub.kernel import events
 from cityhub.kernel.db import is_postgres, upsert_into, utcnow
 from cityhub.kernel.errors import Conflict, NotFound, ValidationProblem
@@ -105,11 +104,18 @@ def claim(
             _("You have claimed this coupon %(n)s time(s) today; come back tomorrow.", n=batch.per_day_limit),
             "daily-claim-limit",
         )
+    coupon = issue(session, clock, batch, person_id, device)
+    return _shape(coupon, batch, merchant_name)
+
+
+def issue(session: Session, clock: Clock, batch: Batch, person_id: int, device: str | None = None) -> Coupon:
+    """A new coupon of the batch for the person, off its stock, with its ``claim`` event: the end of a
+    claim, and how a group deal gives out its vouchers (so reports and the till treat both alike)."""
     valid_from, valid_until = _validity(batch, clock.now)
     coupon = _insert_coupon(session, batch.id, person_id, clock.now, valid_from, valid_until)
     _take_from_stock(session, batch)
     record(session, clock, batch, "claim", coupon_id=coupon.id, person_id=person_id, device=device)
-    return _shape(coupon, batch, merchant_name)
+    return coupon
 
 
 def _check_claimable(batch: Batch, now: datetime) -> None:
@@ -120,7 +126,8 @@ def _check_claimable(batch: Batch, now: datetime) -> None:
 
 
 def _take_from_stock(session: Session, batch: Batch) -> None:
-    """One coupon off the batch's stock, from any shard that has some left, starting at a random one.
+    """One coupon off the batch's stock, from any shard that has some left, starting at a random one, while
+    the batch is still in the state its giver checked (a claim: active; a group deal's vouchers: its draft).
 
     PostgreSQL first looks for a shard no other claim holds (``SKIP LOCKED``); failing that it waits for one
     with stock, whose count the update checks again once the holder has committed. Only when no shard has
@@ -133,7 +140,7 @@ def _take_from_stock(session: Session, batch: Batch) -> None:
         .order_by((BatchShard.shard + (batch.shards - start)) % batch.shards)
         .limit(1)
     )
-    still_active = select(Batch.id).where(Batch.id == batch.id, Batch.status == "active").exists()
+    unchanged = select(Batch.id).where(Batch.id == batch.id, Batch.status == batch.status).exists()
     attempts = [pick.with_for_update(skip_locked=True)] if is_postgres(session) else []
     attempts += [pick] * (batch.shards + 1)
     for chosen in attempts:
@@ -143,7 +150,7 @@ def _take_from_stock(session: Session, batch: Batch) -> None:
                 BatchShard.batch_id == batch.id,
                 BatchShard.shard == chosen.scalar_subquery(),
                 BatchShard.claimed < BatchShard.quota,
-                still_active,
+                unchanged,
             )
             .values(claimed=BatchShard.claimed + 1)
             .returning(BatchShard.shard)
@@ -340,9 +347,7 @@ def redeem(
 ) -> schemas.RedemptionOut:
     """Redeem one order's coupons at a store, all or none."""
     merchant = merchant_for(session, principal, merchant_id, REDEEM)
-    store = session.get(Store, data.store_id)
-    if store is None or store.merchant_id != merchant.id:
-        raise ValidationProblem(_("Store %(id)s is not this merchant's.", id=data.store_id), field="store_id")
+    store = till_store(session, merchant, data.store_id)
     held = [_merchant_coupon(session, merchant, code) for code in data.codes]
     if all(coupon.status == "redeemed" and coupon.redemption_key == data.client_key for coupon, _b in held):
         if any(coupon.redeemed_store_id != data.store_id for coupon, _b in held):
