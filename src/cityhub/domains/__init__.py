@@ -7,7 +7,7 @@ from functools import cache
 from cityhub.kernel.domain import Domain, access_catalog, resolve
 from cityhub.kernel.settings import Settings, domain_settings
 
-INSTALLED = ("identity", "context", "services", "voice", "market")
+INSTALLED = ("identity", "context", "services", "voice", "market", "exchange")
 
 
 @cache

@@ -1,0 +1,43 @@
+"""Government data sharing and open data: departments register their data resources in a catalogue, load
+their data as versions, and others read it through grants; open resources are published to everyone."""
+
+from __future__ import annotations
+
+from cityhub.domains.exchange.settings import ExchangeSettings
+from cityhub.kernel.domain import Domain, Permission, Tile
+from cityhub.kernel.i18n import lazy_gettext as _l
+
+MANIFEST = Domain(
+    name="exchange",
+    title=_l("Data exchange"),
+    depends_on=("identity",),
+    api="cityhub.domains.exchange.api:router",
+    pages="cityhub.domains.exchange.views:router",
+    cli=("cityhub.domains.exchange.cli:exchange_app",),
+    models="cityhub.domains.exchange.models",
+    demo_seeder="cityhub.domains.exchange.demo:seed",
+    settings=ExchangeSettings,
+    permissions=(
+        Permission(
+            "exchange.resources.manage",
+            _l("Register one's department's data resources, load their data, answer requests, revoke grants"),
+            ("department_staff", "department_head"),
+        ),
+        Permission(
+            "exchange.catalogue.administer",
+            _l("Act for every department in the data exchange (the operator, over the whole city)"),
+            ("operator",),
+        ),
+        Permission(
+            "exchange.data.request",
+            _l("Ask for another department's data on behalf of one's department"),
+            ("department_staff", "department_head"),
+        ),
+        Permission(
+            "exchange.data.read",
+            _l("Read shared data through one's department's grants (for consumer systems' API keys)"),
+            ("department_staff", "department_head"),
+        ),
+    ),
+    tiles=(Tile("exchange-open-data", _l("Open data"), "/data", "chart", order=30),),
+)

@@ -1,0 +1,167 @@
+"""Exchange tables: the catalogue of department data resources, the versions of their data (each load is a
+version with its validation report) and the rows of each version, consumers' requests, the grants that let
+them read (never edited: revoked or expired), and per-grant usage by day."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityhub.kernel.db import Base, UTCDateTime, utcnow
+from cityhub.kernel.models import BigId
+
+SHARING_CLASSES = ("unconditional", "conditional", "none")  # 无条件共享 / 有条件共享 / 不予共享
+OPEN_CLASSES = ("open", "conditional", "closed")  # 无条件开放 / 有条件开放 / 不予开放
+RESOURCE_STATES = ("draft", "published", "retired")
+SOURCES = ("upload", "api", "ngsi-ld")
+REQUEST_STATES = ("pending", "approved", "rejected", "withdrawn")
+ITEM_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+# Rows are JSON documents (any resource, any columns); JSONB on PostgreSQL so filters read them natively.
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Resource(Base):
+    """A data resource in the catalogue, with the 2017 catalogue core fields: classification (类/项/目/细目),
+    name, code, provider department, summary, format, data items, sharing and open classes, update cycle,
+    publish date and related resources. ``current_version_id`` points at the version consumers read."""
+
+    __tablename__ = "exchange_resource"
+    __table_args__ = (
+        CheckConstraint(f"sharing_class IN {SHARING_CLASSES!r}", name="sharing_class"),
+        CheckConstraint(f"open_class IN {OPEN_CLASSES!r}", name="open_class"),
+        CheckConstraint(f"status IN {RESOURCE_STATES!r}", name="status"),
+        CheckConstraint(f"source IN {SOURCES!r}", name="source"),
+        CheckConstraint("sharing_class <> 'none' OR legal_basis IS NOT NULL", name="refusal_basis"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    provider_org_id: Mapped[int] = mapped_column(Integer, index=True)  # an identity organisation (department)
+    classification: Mapped[list[str]] = mapped_column(JSON, default=list)  # up to four levels, top first
+    summary: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(32))
+    # [{"name": "district", "title": "区县", "type": "string", "required": true}], in column order
+    data_items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sharing_class: Mapped[str] = mapped_column(String(16))
+    sharing_condition: Mapped[str | None] = mapped_column(Text)
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    open_class: Mapped[str] = mapped_column(String(16), default="closed")
+    update_cycle: Mapped[str] = mapped_column(String(16))
+    publish_date: Mapped[date | None] = mapped_column(Date)
+    related: Mapped[list[str]] = mapped_column(JSON, default=list)  # codes of related resources
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    licence: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Version(Base):
+    """One load of a resource's data: where it came from, how many rows, and the validation report. A load
+    that fails validation is kept (with its report) but never becomes current."""
+
+    __tablename__ = "exchange_version"
+    __table_args__ = (UniqueConstraint("resource_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(Integer, default=0)
+    valid: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"errors": [...], "error_count": n, ...}
+    note: Mapped[str] = mapped_column(Text, default="")
+    loaded_by: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Row(Base):
+    """One row of a version, as a JSON document keyed by the data items' names; read by keyset pages."""
+
+    __tablename__ = "exchange_row"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("exchange_version.id"), primary_key=True)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(Document)
+
+
+class Request(Base):
+    """A department's request to read a conditional resource: the purpose, the fields, a row filter and for
+    how long; the owner approves (perhaps narrower) or rejects with a reason before ``due_at``."""
+
+    __tablename__ = "exchange_request"
+    __table_args__ = (
+        CheckConstraint(f"status IN {REQUEST_STATES!r}", name="status"),
+        Index("ix_exchange_request_owner_queue", "resource_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"))
+    consumer_org_id: Mapped[int] = mapped_column(Integer, index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    # [{"field": "district", "op": "eq", "value": "西湖区"}], all of them must hold
+    row_filter: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Grant(Base):
+    """What a consumer department may read of a resource: fields, a row filter and a validity. Never edited:
+    it expires, or it is revoked (``revoked_at``); a wider or longer grant is a new one."""
+
+    __tablename__ = "exchange_grant"
+    __table_args__ = (Index("ix_exchange_grant_consumer", "consumer_org_id", "resource_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"), index=True)
+    consumer_org_id: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("exchange_request.id"))
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    row_filter: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GrantUsage(Base):
+    """Reads and rows read through a grant per day (the evidence of each read is in the audit chain)."""
+
+    __tablename__ = "exchange_grant_usage"
+
+    grant_id: Mapped[int] = mapped_column(ForeignKey("exchange_grant.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reads: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(BigId, default=0)

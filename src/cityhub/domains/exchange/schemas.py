@@ -1,0 +1,123 @@
+"""Wire shapes of the exchange API: catalogue entries with their data items, versions with their validation
+reports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ResourceCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ItemName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+ItemType = Literal["string", "integer", "number", "boolean", "date", "datetime"]  # models.ITEM_TYPES
+SharingClass = Literal["unconditional", "conditional", "none"]
+OpenClass = Literal["open", "conditional", "closed"]
+UpdateCycle = Literal["realtime", "daily", "weekly", "monthly", "quarterly", "yearly", "irregular"]
+Format = Literal["csv", "json", "api", "ngsi-ld"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataItem(Strict):
+    """One column of a resource: its name in the data, its title for people, its type."""
+
+    name: ItemName
+    title: str = Field(min_length=1, max_length=100)
+    type: ItemType = "string"
+    required: bool = False
+
+
+class ResourceIn(Strict):
+    code: ResourceCode
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str | None = Field(None, max_length=200)
+    provider: str = Field(min_length=1, max_length=64, description="The code of the providing department.")
+    classification: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=4, description="类/项/目/细目, top first."
+    )
+    summary: str = Field("", max_length=4000)
+    format: Format = "csv"
+    data_items: list[DataItem] = Field(min_length=1, max_length=200)
+    sharing_class: SharingClass
+    sharing_condition: str | None = Field(None, max_length=2000)
+    legal_basis: str | None = Field(None, max_length=2000)
+    open_class: OpenClass = "closed"
+    update_cycle: UpdateCycle = "irregular"
+    publish_date: date | None = None
+    related: list[ResourceCode] = Field(default_factory=list, max_length=50)
+    keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        default_factory=list, max_length=20
+    )
+    licence: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResourceIn:
+        names = [item.name for item in self.data_items]
+        if len(set(names)) != len(names):
+            raise ValueError("data item names must be unique")
+        if self.sharing_class == "none" and not self.legal_basis:
+            raise ValueError("a resource that is not shared needs its legal basis")
+        if self.sharing_class == "conditional" and not self.sharing_condition:
+            raise ValueError("a conditionally shared resource needs its condition")
+        return self
+
+
+class ResourceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    name_en: str | None
+    provider: str
+    provider_name: str
+    classification: list[str]
+    summary: str
+    format: str
+    data_items: list[DataItem]
+    sharing_class: str
+    sharing_condition: str | None
+    legal_basis: str | None
+    open_class: str
+    update_cycle: str
+    publish_date: date | None
+    related: list[str]
+    keywords: list[str]
+    licence: str | None
+    status: str
+    current_version: int | None = Field(description="The number of the version consumers read.")
+    rows: int = Field(description="Rows of the current version (0 before the first load).")
+    created_at: datetime
+    modified_at: datetime
+
+
+class ValidationError_(BaseModel):  # noqa: N801 - pydantic's ValidationError is another thing
+    row: int | None = Field(description="1 for the first data row; None for the file or its header.")
+    field: str | None
+    message: str
+
+
+class VersionOut(BaseModel):
+    number: int
+    source: str
+    file_name: str | None
+    sha256: str | None
+    rows: int
+    valid: bool
+    current: bool
+    errors: list[ValidationError_]
+    error_count: int
+    note: str
+    loaded_by: str
+    loaded_at: datetime
+
+
+class RowsPageOut(BaseModel):
+    resource: str
+    version: int
+    fields: list[str]
+    rows: list[dict[str, Any]]
+    next_after: int | None = Field(description="Pass as ?after= for the next page; None at the end.")

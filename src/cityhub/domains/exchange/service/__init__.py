@@ -1,0 +1,1 @@
+"""The exchange services: catalogue, loads, requests and grants, governed reads."""

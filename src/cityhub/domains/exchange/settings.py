@@ -1,0 +1,22 @@
+"""Settings of the exchange domain (``CITYHUB_EXCHANGE__*``): the owners' answer deadline, load limits."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cityhub.kernel.settings import DomainSettings, domain_config
+
+
+class ExchangeSettings(DomainSettings):
+    model_config = domain_config("exchange")
+
+    answer_working_days: int = Field(
+        5,
+        ge=1,
+        le=60,
+        description="Working days an owner has to answer a request for a conditional resource.",
+    )
+    max_upload_mb: int = Field(200, ge=1, le=4096, description="Largest data file a load accepts (MiB).")
+    max_report_errors: int = Field(
+        200, ge=1, le=10_000, description="Errors a validation report lists (the count is always complete)."
+    )
