@@ -108,8 +108,15 @@ def make_department(database: Database, town: Town, code: str) -> int:
         return organization.id
 
 
-def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], unit: Any = None) -> str:
-    """A real API key (through the identity service) holding ``permissions`` over ``unit`` (the city)."""
+def api_key_for(
+    database: Database,
+    town: Town,
+    permissions: tuple[str, ...],
+    unit: Any = None,
+    organization_id: int | None = None,
+) -> str:
+    """A real API key (through the identity service) holding ``permissions`` over ``unit`` (the city), on
+    behalf of ``organization_id`` when given (a department's system)."""
     unit = unit or town.city
     creator = Principal(
         "system",
@@ -120,7 +127,12 @@ def api_key_for(database: Database, town: Town, permissions: tuple[str, ...], un
     )
     with database.unit_of_work() as session:
         _key, secret = apikeys.create_key(
-            session, creator, name="test gateway", permissions=list(permissions), org_unit=session.merge(unit)
+            session,
+            creator,
+            name="test gateway",
+            permissions=list(permissions),
+            org_unit=session.merge(unit),
+            organization_id=organization_id,
         )
     return secret
 

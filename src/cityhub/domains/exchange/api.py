@@ -12,16 +12,16 @@ from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.exchange import schemas
 from cityhub.domains.exchange.models import Version
-from cityhub.domains.exchange.service import catalogue, loads, reads
+from cityhub.domains.exchange.service import catalogue, grants, loads, reads
 from cityhub.domains.exchange.service.access import owned_resource
 from cityhub.domains.exchange.settings import ExchangeSettings
 from cityhub.domains.identity import CurrentPrincipal, Principal, get_organization_by_code, optional_principal
-from cityhub.kernel.db import Database
+from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.settings import domain_settings
-from cityhub.kernel.web import DbSession, get_database
+from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, get_database
 
 router = APIRouter()
 Visitor = Annotated[Principal | None, Depends(optional_principal)]
@@ -179,4 +179,90 @@ def provider_rows(
     fields = [item["name"] for item in resource.data_items]
     return schemas.RowsPageOut(
         resource=code, version=version.number, fields=fields, rows=rows, next_after=next_after
+    )
+
+
+# -- requests and grants -----------------------------------------------------------------------------------
+
+Side = Annotated[Literal["owner", "consumer"], Query(description="Answering as the data's owner, or asking.")]
+
+
+@router.post(
+    "/resources/{code}/requests",
+    response_model=schemas.RequestOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask for a resource's data on behalf of one's department (granted at once when unconditional)",
+)
+def ask(
+    code: str, body: schemas.RequestIn, principal: CurrentPrincipal, session: DbSession, settings: AppSettings
+) -> schemas.RequestOut:
+    now = utcnow()
+    days = exchange_settings().answer_working_days
+    request = grants.ask(session, principal, code, body, now, settings.timezone, days)
+    return grants.shape_request(session, request, now)
+
+
+@router.get("/requests", response_model=list[schemas.RequestOut], summary="Requests to answer, or made")
+def requests(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    side: Side = "owner",
+    request_status: Annotated[
+        Literal["pending", "approved", "rejected", "withdrawn"] | None, Query(alias="status")
+    ] = None,
+) -> list[schemas.RequestOut]:
+    now = utcnow()
+    found = grants.requests_of(session, principal, side, request_status)
+    return [grants.shape_request(session, request, now) for request in found]
+
+
+@router.post("/requests/{request_id}/answer", response_model=schemas.RequestOut, summary="Approve or reject")
+def answer(
+    request_id: int, body: schemas.AnswerIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.RequestOut:
+    now = utcnow()
+    return grants.shape_request(session, grants.answer(session, principal, request_id, body, now), now)
+
+
+@router.get("/grants", response_model=list[schemas.GrantOut], summary="Grants one's departments hold or gave")
+def grant_list(
+    principal: CurrentPrincipal, session: DbSession, side: Side = "consumer"
+) -> list[schemas.GrantOut]:
+    now = utcnow()
+    return [grants.shape_grant(session, grant, now) for grant in grants.grants_of(session, principal, side)]
+
+
+@router.post("/grants/{grant_id}/revoke", response_model=schemas.GrantOut, summary="End a grant now")
+def revoke(
+    grant_id: int, body: schemas.RevokeIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.GrantOut:
+    now = utcnow()
+    return grants.shape_grant(session, grants.revoke(session, principal, grant_id, body.reason, now), now)
+
+
+@router.get("/grants/{grant_id}/usage", response_model=list[schemas.UsageOut], summary="Reads per day")
+def grant_usage(grant_id: int, principal: CurrentPrincipal, session: DbSession) -> list[schemas.UsageOut]:
+    return grants.usage(session, principal, grant_id)
+
+
+@router.get(
+    "/grants/{grant_id}/rows",
+    response_model=schemas.RowsPageOut,
+    summary="Read shared data through a grant: only its fields and rows, a keyset page at a time (audited)",
+)
+def governed_rows(
+    grant_id: int,
+    principal: CurrentPrincipal,
+    session: DbWriteSession,  # a read that leaves its audit record
+    after: Annotated[int, Query(ge=0, description="The next_after of the previous page.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> schemas.RowsPageOut:
+    now = utcnow()
+    grant, resource = grants.usable_grant(session, principal, grant_id, now)
+    rows, next_after = grants.governed_rows(session, grant, resource, after, limit)
+    request = {"grant": grant_id, "after": after, "limit": limit, "version": resource.current_version_id}
+    grants.record_read(session, principal, grant, request, len(rows), now)
+    version = session.get_one(Version, resource.current_version_id)
+    return schemas.RowsPageOut(
+        resource=resource.code, version=version.number, fields=grant.fields, rows=rows, next_after=next_after
     )

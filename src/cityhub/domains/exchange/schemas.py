@@ -121,3 +121,76 @@ class RowsPageOut(BaseModel):
     fields: list[str]
     rows: list[dict[str, Any]]
     next_after: int | None = Field(description="Pass as ?after= for the next page; None at the end.")
+
+
+FilterOp = Literal["eq", "ne", "in", "lt", "le", "gt", "ge"]
+
+
+class Condition(Strict):
+    """One condition a row must meet: ``field op value`` (``in``: the value is a list)."""
+
+    field: ItemName
+    op: FilterOp = "eq"
+    value: Any
+
+
+class RequestIn(Strict):
+    consumer: str = Field(min_length=1, max_length=64, description="The code of the requesting department.")
+    purpose: str = Field(min_length=1, max_length=2000)
+    fields: list[ItemName] = Field(min_length=1, max_length=200)
+    row_filter: list[Condition] = Field(default_factory=list, max_length=20)
+    days: int = Field(90, ge=1, le=3660, description="For how long the data is needed.")
+
+
+class AnswerIn(Strict):
+    decision: Literal["approve", "reject"]
+    reason: str | None = Field(None, max_length=2000)
+    fields: list[ItemName] | None = Field(None, description="Approve fewer fields than asked for.")
+    row_filter: list[Condition] = Field(
+        default_factory=list, max_length=20, description="More conditions on top of those asked for."
+    )
+    days: int | None = Field(None, ge=1, le=3660, description="Approve for fewer days than asked for.")
+
+    @model_validator(mode="after")
+    def _reason_for_refusal(self) -> AnswerIn:
+        if self.decision == "reject" and not (self.reason or "").strip():
+            raise ValueError("a rejection needs its reason")
+        return self
+
+
+class RevokeIn(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class GrantOut(BaseModel):
+    id: int
+    resource: str
+    consumer: str
+    fields: list[str]
+    row_filter: list[Condition]
+    valid_from: datetime
+    valid_until: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    state: Literal["active", "expired", "revoked"]
+
+
+class RequestOut(BaseModel):
+    id: int
+    resource: str
+    consumer: str
+    purpose: str
+    fields: list[str]
+    row_filter: list[Condition]
+    days: int
+    status: str
+    due_at: datetime
+    reason: str | None
+    answered_at: datetime | None
+    grant: GrantOut | None
+
+
+class UsageOut(BaseModel):
+    day: date
+    reads: int
+    rows: int
