@@ -263,3 +263,23 @@ def test_a_grant_never_leaks_a_field_or_a_row(client, database) -> None:  # type
         assert seen == expected  # every row the grant allows, and no other
 
     read_through()
+
+
+def test_a_grant_exports_its_rows_as_csv(client, database) -> None:  # type: ignore[no-untyped-def]
+    world = build_exchange(client, database)
+    code = published(client, world, sharing_class="unconditional", sharing_condition=None)
+    made = _ask(client, world, code, row_filter=[{"field": "district", "op": "ne", "value": "滨江区"}]).json()
+    grant_id = made["grant"]["id"]
+    reader = _reader(database, world)
+    exported = client.get(f"{API}/grants/{grant_id}/rows.csv", headers=reader)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert lines == ["district,population", "西湖区,1187000", "上城区,1326000"]
+    assert (
+        client.get(
+            f"{API}/grants/{grant_id}/rows.csv", headers=_reader(database, world, "health")
+        ).status_code
+        == 403
+    )
+    usage = client.get(f"{API}/grants/{grant_id}/usage", headers=world.consumer).json()
+    assert [(u["reads"], u["rows"]) for u in usage] == [(1, 2)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange import schemas
@@ -408,3 +409,41 @@ def grants_of(session: Session, principal: Principal, side: str) -> list[Grant]:
         held = principal.organizations(REQUEST) | principal.organizations(READ)
         statement = statement.where(Grant.consumer_org_id.in_(held))
     return list(session.scalars(statement))
+
+
+def every_governed_row(session: Session, grant: Grant, resource: Resource) -> Iterator[list[Any]]:
+    """Every row the grant lets through, as the values of its fields in order (for a file download)."""
+    assert resource.current_version_id is not None
+    fields = grant.fields
+    after = 0
+    while True:
+        rows = session.execute(
+            select(Row.row_no, Row.data)
+            .where(
+                Row.version_id == resource.current_version_id,
+                Row.row_no > after,
+                *row_conditions(resource, grant),
+            )
+            .order_by(Row.row_no)
+            .limit(EXPORT_BATCH)
+        ).all()
+        for _no, data in rows:
+            yield [data.get(name) for name in fields]
+        if len(rows) < EXPORT_BATCH:
+            return
+        after = rows[-1][0]
+
+
+EXPORT_BATCH = 10_000
+
+
+def count_governed_rows(session: Session, grant: Grant, resource: Resource) -> int:
+    assert resource.current_version_id is not None
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Row)
+            .where(Row.version_id == resource.current_version_id, *row_conditions(resource, grant))
+        )
+        or 0
+    )
