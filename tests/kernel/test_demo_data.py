@@ -15,6 +15,7 @@ from sqlalchemy import JSON, Boolean, Column, Date, Integer, MetaData, String, T
 from cityhub.domains import manifests
 from cityhub.domains.identity.models import OrgUnit
 from cityhub.kernel import geo
+from cityhub.kernel.bulk import bulk_insert
 from cityhub.kernel.db import Database, UTCDateTime, utcnow
 from cityhub.kernel.demo import (
     AGE_BANDS,
@@ -25,7 +26,6 @@ from cityhub.kernel.demo import (
     IdAllocator,
     IdNumberIssuer,
     birth_date_for_age,
-    bulk_insert,
     delete_rows,
     derive_rng,
     domain_tables,

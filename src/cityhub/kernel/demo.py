@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
@@ -22,10 +22,11 @@ from itertools import accumulate
 from typing import Any
 
 from rich.progress import Progress
-from sqlalchemy import Column, ColumnDefault, Integer, Table, func, insert, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
 from cityhub.kernel import audit
+from cityhub.kernel.bulk import table_of
 from cityhub.kernel.db import Base, is_postgres
 from cityhub.kernel.models import AuditRecord
 from cityhub.kernel.settings import Settings
@@ -388,76 +389,13 @@ class IdAllocator:
     """
 
     def __init__(self, session: Session, table: type[Base] | Table) -> None:
-        column = _table(table).c.id
+        column = table_of(table).c.id
         self._next = int(session.scalar(select(func.max(column))) or 0) + 1
 
     def take(self) -> int:
         value = self._next
         self._next += 1
         return value
-
-
-def bulk_insert(session: Session, table: type[Base] | Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows (all with the same keys) in the session's transaction.
-
-    SQLite: one prepared statement executed for every row. PostgreSQL: ``COPY ... FROM STDIN``, with the
-    columns' Python defaults and type conversions applied as an INSERT would; when rows carry their
-    ``id``, the id sequence is moved past the largest.
-    """
-    if not rows:
-        return
-    target = _table(table)
-    if not is_postgres(session):
-        session.execute(insert(target), list(rows))
-        return
-    _copy_rows(session, target, rows)
-    if "id" in rows[0] and isinstance(target.c.id.type, Integer):
-        name = target.name
-        session.execute(
-            text(f"SELECT setval(pg_get_serial_sequence(:name, 'id'), (SELECT max(id) FROM {name}))"),  # noqa: S608
-            {"name": name},
-        )
-
-
-def _copy_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    dialect = session.get_bind().dialect
-    given = list(rows[0])
-    defaults = [
-        column
-        for column in table.columns
-        if column.name not in rows[0] and isinstance(column.default, ColumnDefault)
-    ]
-    columns = [table.c[name] for name in given] + defaults
-    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
-    preparer = dialect.identifier_preparer
-    names = ", ".join(preparer.quote(column.name) for column in columns)
-    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            values = [row[name] for name in given] + [_default_value(column) for column in defaults]
-            copy.write_row(
-                [
-                    value if processor is None or value is None else processor(value)
-                    for value, processor in zip(values, processors, strict=True)
-                ]
-            )
-
-
-def _default_value(column: Column[Any]) -> Any:
-    """What an INSERT would put in a column left out: its Python default (callables get no context)."""
-    default = column.default
-    assert isinstance(default, ColumnDefault)
-    return default.arg(None) if default.is_callable else default.arg
-
-
-def _table(table: type[Base] | Table) -> Table:
-    if isinstance(table, Table):
-        return table
-    found = table.__table__
-    assert isinstance(found, Table)
-    return found
 
 
 def domain_tables(domains: Sequence[str]) -> list[Table]:

@@ -41,8 +41,9 @@ from cityhub.domains.context.store.document import (
     timestamp,
 )
 from cityhub.domains.identity import units_in_scope
+from cityhub.kernel.bulk import bulk_insert
 from cityhub.kernel.db import utcnow
-from cityhub.kernel.demo import Box, DemoContext, DemoSize, bulk_insert
+from cityhub.kernel.demo import Box, DemoContext, DemoSize
 from cityhub.kernel.settings import domain_settings
 
 SDM = "https://raw.githubusercontent.com/smart-data-models/{}/master/context.jsonld"

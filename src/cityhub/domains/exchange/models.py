@@ -102,7 +102,9 @@ class Row(Base):
 
     __tablename__ = "exchange_row"
 
-    version_id: Mapped[int] = mapped_column(ForeignKey("exchange_version.id"), primary_key=True)
+    # No foreign key to exchange_version: PostgreSQL would check it row by row, tripling the time of a load;
+    # rows are written only by the load that creates their version, and versions are never deleted.
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     row_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[dict[str, Any]] = mapped_column(Document)
 

@@ -31,6 +31,7 @@ from cityhub.domains.identity.service.orgs import H3_RESOLUTION
 from cityhub.domains.identity.service.people import hash_id_number, mask_id_number
 from cityhub.domains.identity.settings import IdentitySettings
 from cityhub.kernel import geo
+from cityhub.kernel.bulk import bulk_insert
 from cityhub.kernel.demo import (
     DEMO_PASSWORD,
     Box,
@@ -40,7 +41,6 @@ from cityhub.kernel.demo import (
     IdAllocator,
     IdNumberIssuer,
     birth_date_for_age,
-    bulk_insert,
     given_name,
     mobile_number,
     place_names,

@@ -171,9 +171,6 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["version_id"], ["exchange_version.id"], name=op.f("fk_exchange_row_version_id_exchange_version")
-        ),
         sa.PrimaryKeyConstraint("version_id", "row_no", name=op.f("pk_exchange_row")),
     )
     op.create_table(
