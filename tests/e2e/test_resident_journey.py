@@ -123,9 +123,8 @@ def test_resident_logs_in_uses_the_card_switches_language_and_logs_out(page: Pag
     expect(page).to_have_url(f"{base_url}/")
     expect(page.get_by_role("heading", name="张三，您好")).to_be_visible()
     tiles = page.locator("ul.tiles > li.tile")
-    expect(tiles).to_have_count(
-        9
-    )  # card, household, services, inbox, nearby shops, group deals, report, have your say, consents
+    # card, household, services, inbox, nearby shops, group deals, report, have your say, open data, consents
+    expect(tiles).to_have_count(10)
     expect(tiles.first).to_contain_text("我的市民卡")
     _screenshot(page, "home-phone.png")
 

@@ -29,6 +29,7 @@ def test_home_shows_the_tiles_the_resident_may_use(resident_client: TestClient) 
         "/market/deals",
         "/voice",
         "/voice/participate",
+        "/data",
         "/me/consents",
     ]
     assert "工作台" not in page.text.split("<main")[1]

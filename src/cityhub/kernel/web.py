@@ -10,11 +10,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.kernel.db import Database
-from cityhub.kernel.errors import Forbidden, Problem
+from cityhub.kernel.errors import Forbidden, Problem, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.ratelimit import enforce
 from cityhub.kernel.security import csrf_token_for
@@ -112,12 +113,30 @@ def see_other(url: str) -> RedirectResponse:
 
 def attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
     """Run a page's change in a savepoint: its result, or the Problem that undid it (for the page to show
-    next to the form, while the request's transaction goes on)."""
+    next to the form, while the request's transaction goes on); a form's pydantic refusal is a Problem too."""
     try:
         with session.begin_nested():
-            return action()
+            try:
+                return action()
+            except ValidationError as exc:
+                raise ValidationProblem(described(exc)) from exc
     except Problem as problem:
         return problem
+
+
+def described(exc: ValidationError) -> str:
+    """A pydantic refusal as one line a person can act on ("field: what is wrong; ...")."""
+    parts = []
+    for error in exc.errors():
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def detail_of(problem: Problem) -> str:
+    """What a page shows of a refusal."""
+    return problem.detail or problem.title or str(problem)
 
 
 def attachment(content: bytes | str, media_type: str, filename: str) -> Response:

@@ -3,9 +3,6 @@ their resources; everyone finds what they may see) and loads of a resource's dat
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -15,8 +12,8 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.exchange import schemas
-from cityhub.domains.exchange.models import Grant, Resource, Version
-from cityhub.domains.exchange.service import catalogue, grants, loads, reads
+from cityhub.domains.exchange.models import Version
+from cityhub.domains.exchange.service import catalogue, corrections, grants, loads, reads
 from cityhub.domains.exchange.service.access import owned_resource
 from cityhub.domains.exchange.settings import ExchangeSettings
 from cityhub.domains.identity import CurrentPrincipal, Principal, get_organization_by_code, optional_principal
@@ -288,34 +285,48 @@ def governed_rows(
 def governed_csv(
     grant_id: int, request: Request, principal: CurrentPrincipal, session: DbWriteSession
 ) -> Response:
-    now = utcnow()
-    grant, resource = grants.usable_grant(session, principal, grant_id, now)
-    count = grants.count_governed_rows(session, grant, resource)
-    evidence = {"grant": grant_id, "format": "csv", "version": resource.current_version_id}
-    grants.record_read(session, principal, grant, evidence, count, now)
-    body = _csv_stream(get_database(request), grant.id, list(grant.fields))
+    grant, resource = grants.record_csv_read(session, principal, grant_id, utcnow())
+    body = grants.governed_csv(get_database(request), grant.id)
     headers = {"Content-Disposition": f'attachment; filename="{resource.code}-grant-{grant.id}.csv"'}
     return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _csv_stream(database: Database, grant_id: int, fields: list[str]) -> Iterator[bytes]:
-    """The file, written in chunks from its own read session (the request's has committed by then)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(fields)
-    yield ("\ufeff" + buffer.getvalue()).encode()
-    buffer.seek(0)
-    buffer.truncate()
-    with database.reading() as session:
-        grant = session.get_one(Grant, grant_id)
-        resource = session.get_one(Resource, grant.resource_id)
-        for values in grants.every_governed_row(session, grant, resource):
-            writer.writerow(["" if value is None else value for value in values])
-            if buffer.tell() > CSV_CHUNK:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue().encode()
+# -- corrections -------------------------------------------------------------------------------------------
 
 
-CSV_CHUNK = 256 * 1024
+@router.post(
+    "/resources/{code}/objections",
+    response_model=schemas.ObjectionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Report wrong rows with evidence and the right values (a department; anyone on open data)",
+)
+def object_to(
+    code: str,
+    body: schemas.ObjectionIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> schemas.ObjectionOut:
+    days = exchange_settings().correction_working_days
+    objection = corrections.file(session, principal, code, body, utcnow(), settings.timezone, days)
+    return corrections.shape(session, objection)
+
+
+@router.post(
+    "/objections/{objection_id}/answer",
+    response_model=schemas.ObjectionOut,
+    summary="Accept (a corrected version follows, consumers are told) or reject with a reason",
+)
+def answer_objection(
+    objection_id: int, body: schemas.ObjectionAnswerIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ObjectionOut:
+    return corrections.shape(session, corrections.answer(session, principal, objection_id, body, utcnow()))
+
+
+@router.get(
+    "/resources/{code}/quality",
+    response_model=schemas.QualityOut,
+    summary="The resource's correction history and quality score",
+)
+def quality(code: str, session: DbSession, visitor: Visitor) -> schemas.QualityOut:
+    return corrections.quality(session, visitor, code, utcnow())

@@ -3,8 +3,10 @@ their data as versions, and others read it through grants; open resources are pu
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from cityhub.domains.exchange.settings import ExchangeSettings
-from cityhub.kernel.domain import Domain, Permission, Tile
+from cityhub.kernel.domain import Domain, PeriodicJob, Permission, Tile
 from cityhub.kernel.i18n import lazy_gettext as _l
 
 MANIFEST = Domain(
@@ -13,10 +15,25 @@ MANIFEST = Domain(
     depends_on=("identity",),
     api="cityhub.domains.exchange.api:router",
     pages="cityhub.domains.exchange.views:router",
+    extra_routers=(
+        "cityhub.domains.exchange.dcat_routes:router",  # DCAT-AP at /catalog.* and /data/*
+        "cityhub.domains.exchange.ckan:router",  # the CKAN Action API at /api/3/action/* and /api/action/*
+    ),
+    error_renderers={
+        "/api/3/action/": "cityhub.domains.exchange.ckan:render_error",
+        "/api/action/": "cityhub.domains.exchange.ckan:render_error",
+    },
     cli=("cityhub.domains.exchange.cli:exchange_app",),
     models="cityhub.domains.exchange.models",
     demo_seeder="cityhub.domains.exchange.demo:seed",
     settings=ExchangeSettings,
+    periodic_jobs=(
+        PeriodicJob(
+            "exchange.objections.escalate",
+            timedelta(minutes=15),
+            "cityhub.domains.exchange.jobs:escalate_objections",
+        ),
+    ),
     permissions=(
         Permission(
             "exchange.resources.manage",
@@ -39,5 +56,17 @@ MANIFEST = Domain(
             ("department_staff", "department_head"),
         ),
     ),
-    tiles=(Tile("exchange-open-data", _l("Open data"), "/data", "chart", order=30),),
+    tiles=(
+        Tile("exchange-open-data", _l("Open data"), "/data", "chart", order=30),
+        # Both exchange roles ask for data; the console shows its owner's part to those who manage resources.
+        Tile(
+            "exchange-console",
+            _l("Data exchange"),
+            "/console/exchange",
+            "refresh",
+            permission="exchange.data.request",
+            console=True,
+            order=45,
+        ),
+    ),
 )

@@ -47,6 +47,8 @@ class Resource(Base):
         CheckConstraint(f"status IN {RESOURCE_STATES!r}", name="status"),
         CheckConstraint(f"source IN {SOURCES!r}", name="source"),
         CheckConstraint("sharing_class <> 'none' OR legal_basis IS NOT NULL", name="refusal_basis"),
+        # The open-data listing (and CKAN's package_search) reads published open resources, newest first.
+        Index("ix_exchange_resource_listing", "status", "open_class", "modified_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -167,3 +169,39 @@ class GrantUsage(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     reads: Mapped[int] = mapped_column(Integer, default=0)
     rows: Mapped[int] = mapped_column(BigId, default=0)
+
+
+OBJECTION_STATES = ("open", "accepted", "rejected")
+
+
+class Objection(Base):
+    """A consumer department's (or, on open data, a resident's) report that rows of a resource are wrong,
+    with evidence and the values it believes right. The owner accepts — a corrected version follows and every
+    consumer is told — or rejects with a reason, by ``due_at`` (working days); past it, the objection is
+    escalated once to the owner's head and the operator."""
+
+    __tablename__ = "exchange_objection"
+    __table_args__ = (
+        CheckConstraint(f"status IN {OBJECTION_STATES!r}", name="status"),
+        Index("ix_exchange_objection_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("exchange_version.id"))  # the version objected to
+    filer_org_id: Mapped[int | None] = mapped_column(Integer)  # a department, or None for a resident
+    filer_account_id: Mapped[int | None] = mapped_column(Integer)
+    rows: Mapped[list[int]] = mapped_column(JSON)  # row numbers in that version
+    claim: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    # {"<row number>": {"field": value}}: what the filer believes right
+    proposed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    corrected_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -194,3 +194,51 @@ class UsageOut(BaseModel):
     day: date
     reads: int
     rows: int
+
+
+class ObjectionIn(Strict):
+    filer: str | None = Field(
+        None, max_length=64, description="The code of the reporting department; none: a resident (open data)."
+    )
+    rows: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=1000)
+    claim: str = Field(min_length=1, max_length=4000)
+    evidence: str = Field("", max_length=4000)
+    proposed: dict[str, dict[ItemName, Any]] = Field(
+        default_factory=dict, description='Values believed right, by row number: {"2": {"population": 1}}.'
+    )
+
+
+class ObjectionAnswerIn(Strict):
+    decision: Literal["accept", "reject"]
+    reason: str = Field(min_length=1, max_length=4000)
+    corrections: dict[str, dict[ItemName, Any]] | None = Field(
+        None, description="Accepted values by row number (default: those proposed)."
+    )
+
+
+class ObjectionOut(BaseModel):
+    id: int
+    resource: str
+    version: int
+    filer: str | None = Field(description="The reporting department's code; none for a resident.")
+    rows: list[int]
+    claim: str
+    evidence: str
+    proposed: dict[str, dict[str, Any]]
+    status: str
+    due_at: datetime
+    escalated_at: datetime | None
+    answer: str | None
+    answered_at: datetime | None
+    corrected_version: int | None
+
+
+class QualityOut(BaseModel):
+    resource: str
+    score: int = Field(description="100, less 5 per correction accepted in a year and 10 per late answer.")
+    objections: int
+    accepted: int
+    rejected: int
+    open: int
+    late: int
+    history: list[ObjectionOut]

@@ -1,4 +1,5 @@
-"""Settings of the exchange domain (``CITYHUB_EXCHANGE__*``): the owners' answer deadline, load limits."""
+"""Settings of the exchange domain (``CITYHUB_EXCHANGE__*``): the owners' answer deadline, load limits, the
+open-data catalogue's publisher."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ class ExchangeSettings(DomainSettings):
         le=60,
         description="Working days an owner has to answer a request for a conditional resource.",
     )
+    correction_working_days: int = Field(
+        5, ge=1, le=60, description="Working days an owner has to accept or reject a correction of its data."
+    )
     max_upload_mb: int = Field(200, ge=1, le=4096, description="Largest data file a load accepts (MiB).")
     max_report_errors: int = Field(
         200, ge=1, le=10_000, description="Errors a validation report lists (the count is always complete)."
+    )
+    catalogue_publisher: str = Field(
+        "cityhub",
+        min_length=1,
+        max_length=200,
+        description="Publisher of the open-data catalogue's DCAT-AP export (the platform operator's name).",
     )

@@ -68,6 +68,8 @@ from cityhub.kernel.web import (
     DbSession,
     attachment,
     attempt,
+    described,
+    detail_of,
     flash,
     get_database,
     money,
@@ -175,20 +177,6 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
     return render(request, f"market/{name}", {**shared, **context}, status_code)
 
 
-def _detail(problem: Problem) -> str:
-    return problem.detail or problem.title or str(problem)
-
-
-def _described(exc: ValidationError) -> str:
-    """A pydantic refusal as one line a person can act on ("field: what is wrong; ...")."""
-    parts = []
-    for error in exc.errors():
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def _field_errors(exc: ValidationError) -> dict[str, str]:
     """The first refusal of each field ("" for the form as a whole)."""
     errors: dict[str, str] = {}
@@ -196,18 +184,6 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
         location = error.get("loc", ())
         errors.setdefault(str(location[0]) if location else "", str(error.get("msg", "")))
     return {field: message.removeprefix("Value error, ") for field, message in errors.items()}
-
-
-def _attempt(session: Session, action: Callable[[], ResultT]) -> ResultT | Problem:
-    """``kernel.web.attempt``, a form's pydantic refusal counted as a Problem too."""
-
-    def checked() -> ResultT:
-        try:
-            return action()
-        except ValidationError as exc:
-            raise ValidationProblem(_described(exc)) from exc
-
-    return attempt(session, checked)
 
 
 PageVisitor = Annotated[Principal | None, Depends(page_principal)]
@@ -335,7 +311,7 @@ def nearby_page(
             page = stores.nearby(session, query, settings.timezone)
             found, has_more = page.items, page.has_more
         except Problem as refused:
-            problem = _detail(refused)
+            problem = detail_of(refused)
     markers = [
         {
             "name": store.name,
@@ -417,7 +393,7 @@ def claim(
         with database.unit_of_work() as session:
             claimed = coupons.claim(session, user, batch_id, settings.timezone, device)
     except Problem as problem:
-        refusal = _detail(problem)
+        refusal = detail_of(problem)
     if request.headers.get("HX-Request"):
         with database.reading() as session:
             store, _merchant = stores.public_store(session, store_id)
@@ -464,7 +440,7 @@ def _coupon_page(
         "coupon": coupon,
         "qr_svg": Markup(qr_svg(coupon.code)),  # noqa: S704 - segno's SVG of our own digits
         "code_digits": _digits(coupon.code),
-        "problem": _detail(problem) if problem else None,
+        "problem": detail_of(problem) if problem else None,
         "to_username": to_username,
     }
     return _page(request, "coupon.html", context, problem.status if problem else 200)
@@ -486,7 +462,7 @@ def transfer(
     to_username: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     receiver = to_username.strip()
-    outcome = _attempt(session, lambda: coupons.transfer(session, user, code, receiver, settings.timezone))
+    outcome = attempt(session, lambda: coupons.transfer(session, user, code, receiver, settings.timezone))
     if isinstance(outcome, Problem):
         return _coupon_page(request, session, user, code, outcome, receiver)
     flash(request, _("The coupon now belongs to %(name)s.", name=receiver))
@@ -527,10 +503,10 @@ def apply(request: Request, user: SignedIn, session: DbSession, fields: Posted) 
         data = schemas.MerchantIn.model_validate(given)
     except ValidationError as exc:
         return _apply_page(request, session, user, values, _field_errors(exc), 422)
-    outcome = _attempt(session, lambda: merchants.apply(session, user, data))
+    outcome = attempt(session, lambda: merchants.apply(session, user, data))
     if isinstance(outcome, Problem):
         field = str(outcome.extensions.get("field", ""))
-        return _apply_page(request, session, user, values, {field: _detail(outcome)}, outcome.status)
+        return _apply_page(request, session, user, values, {field: detail_of(outcome)}, outcome.status)
     flash(request, _("Thank you: your application is waiting for review."))
     return see_other(f"/market/merchant#merchant-{outcome.id}")
 
@@ -589,11 +565,11 @@ def _console_step(
     form: dict[str, Any] | None = None,
 ) -> Response:
     """Do one console step in a savepoint; back to the console, or the console with the refusal."""
-    outcome = _attempt(session, action)
+    outcome = attempt(session, action)
     if isinstance(outcome, Problem):
         if isinstance(outcome, Forbidden | NotFound):
             raise outcome
-        failed = (merchant_id, form_name, _detail(outcome))
+        failed = (merchant_id, form_name, detail_of(outcome))
         return _console(request, session, user, failed=failed, form=form, status_code=outcome.status)
     return see_other(f"/market/merchant#{form_name}-{merchant_id}")
 
@@ -799,14 +775,14 @@ def issue_key(
 ) -> Response:
     """Issue a till key and show its secret in this answer only (it is stored hashed)."""
     form = {"key_name": name.strip()}
-    outcome = _attempt(
+    outcome = attempt(
         session,
         lambda: merchants.issue_pos_key(session, user, merchant_id, schemas.PosKeyIn(name=name.strip())),
     )
     if isinstance(outcome, Problem):
         if isinstance(outcome, Forbidden | NotFound):
             raise outcome
-        failed = (merchant_id, "keys", _detail(outcome))
+        failed = (merchant_id, "keys", detail_of(outcome))
         return _console(request, session, user, failed=failed, form=form, status_code=outcome.status)
     return _console(request, session, user, secret=(merchant_id, outcome))
 
@@ -871,7 +847,7 @@ def scanner_page(
         except Problem as problem:
             if isinstance(problem, Forbidden):
                 raise
-            refusal = _detail(problem)
+            refusal = detail_of(problem)
     result = request.session.pop(TILL_KEY, None)
     context = {
         "merchant": merchant,
@@ -897,11 +873,11 @@ def _at_the_till(
         with get_database(request).unit_of_work() as session:
             result |= {"ok": True, **step(session)}
     except ValidationError as exc:
-        result |= {"ok": False, "text": _described(exc)}
+        result |= {"ok": False, "text": described(exc)}
     except Problem as problem:
         if isinstance(problem, Forbidden):
             raise
-        result |= {"ok": False, "text": _detail(problem)}
+        result |= {"ok": False, "text": detail_of(problem)}
     request.session[key] = result
     return result
 
@@ -1026,7 +1002,7 @@ def report_page(
         form |= {"from": query.first.isoformat(), "to": query.last.isoformat(), "group": query.group}
         rows = reports.report(session, user, merchant_id, query)
     except ValidationProblem as refused:
-        problem = _detail(refused)
+        problem = detail_of(refused)
     totals = {kind: sum(row.counts[kind] for row in rows) for kind in reports.KINDS}
     context = {
         "merchant": merchant,
@@ -1124,12 +1100,14 @@ def review(
         given = schemas.ReviewIn.model_validate({"decision": decision, "reason": reason.strip() or None})
         return merchants.review(session, user, merchant_id, given)
 
-    outcome = _attempt(session, decide)
+    outcome = attempt(session, decide)
     if isinstance(outcome, Problem):
         if isinstance(outcome, Forbidden | NotFound):
             raise outcome
         shown = merchants.get_for_review(session, user, merchant_id).status  # the list it is in now
-        return _review_page(request, session, paging, shown, (merchant_id, _detail(outcome)), outcome.status)
+        return _review_page(
+            request, session, paging, shown, (merchant_id, detail_of(outcome)), outcome.status
+        )
     flash(
         request,
         str(DECISION_DONE[decision]) % {"name": outcome.name},
@@ -1246,9 +1224,11 @@ def add_commission_rule(
             ),
         )
 
-    outcome = _attempt(session, add_rule)
+    outcome = attempt(session, add_rule)
     if isinstance(outcome, Problem):
-        return _revenue_page(request, session, user, _this_month(settings), _detail(outcome), outcome.status)
+        return _revenue_page(
+            request, session, user, _this_month(settings), detail_of(outcome), outcome.status
+        )
     flash(request, _("The commission rule is in force from now on."))
     return see_other("/console/market/revenue")
 
@@ -1273,9 +1253,11 @@ def book_charge(
         )
         return ledger.charge(session, user, merchant.id, given, settings.timezone)
 
-    outcome = _attempt(session, book)
+    outcome = attempt(session, book)
     if isinstance(outcome, Problem):
-        return _revenue_page(request, session, user, _this_month(settings), _detail(outcome), outcome.status)
+        return _revenue_page(
+            request, session, user, _this_month(settings), detail_of(outcome), outcome.status
+        )
     flash(request, _("Booked."))
     return see_other("/console/market/revenue")
 
@@ -1329,9 +1311,9 @@ def join_member_card(request: Request, user: SignedIn, session: DbSession, store
     """Join the store's member card. With htmx the card's panel is swapped in place (with the refusal, if
     any); a plain form goes on to the new card."""
     store, merchant = stores.public_store(session, store_id)
-    outcome = _attempt(session, lambda: members.join(session, user, merchant.id))
+    outcome = attempt(session, lambda: members.join(session, user, merchant.id))
     if request.headers.get("HX-Request"):
-        refusal = _detail(outcome) if isinstance(outcome, Problem) else None
+        refusal = detail_of(outcome) if isinstance(outcome, Problem) else None
         context = {"store": store, "join_refusal": refusal, **_member_offer(session, user, merchant.id)}
         return _page(request, "member_join.html", context)
     if isinstance(outcome, Problem):
@@ -1449,11 +1431,11 @@ def _member_desk_step(
 ) -> Response:
     """Do one step of the member card's console in a savepoint: back to the console, or the console with
     the refusal next to the form."""
-    outcome = _attempt(session, action)
+    outcome = attempt(session, action)
     if isinstance(outcome, Problem):
         if isinstance(outcome, Forbidden | NotFound):
             raise outcome
-        failed = (form_name, _detail(outcome))
+        failed = (form_name, detail_of(outcome))
         return _member_desk(request, session, user, merchant_id, PageParams(), failed, form, outcome.status)
     flash(request, done)
     return see_other(f"/market/merchant/{merchant_id}/members#{form_name}")
@@ -1579,7 +1561,7 @@ def member_till_page(
         try:
             found = members.till_card(session, user, merchant_id, number)
         except NotFound as problem:
-            refusal = _detail(problem)
+            refusal = detail_of(problem)
     result = request.session.pop(MEMBER_TILL_KEY, None)
     context = {
         "merchant": merchant,
@@ -1744,7 +1726,7 @@ def _deal_page(
     context = {
         "deal": deals.public_deal(session, deal_id),
         "mine": mine[0] if mine else None,
-        "refusal": _detail(refused) if refused else None,
+        "refusal": detail_of(refused) if refused else None,
     }
     return _deal_page_of(request, "deal.html", context, refused.status if refused else 200)
 
@@ -1768,7 +1750,7 @@ def join_deal(
 ) -> Response:
     """Join and go on to the payment provider's checkout, which comes back to the deal; or the deal's page
     with the refusal."""
-    outcome = _attempt(
+    outcome = attempt(
         session, lambda: deals.join(session, user, payment_provider(settings), deal_id, utcnow())
     )
     if isinstance(outcome, Problem):
@@ -1794,7 +1776,7 @@ def _deal_console(
         "deals": deals.merchant_deals(session, user, merchant_id),
         "stores": stores.stores_of(session, merchant, active_only=True),
         "form": form or {},
-        "problem": _detail(problem) if problem else None,
+        "problem": detail_of(problem) if problem else None,
     }
     return _deal_page_of(request, "deal_console.html", context, problem.status if problem else 200)
 
@@ -1815,7 +1797,7 @@ def _deal_step(
 ) -> Response:
     """One step on the merchant's deals in a savepoint: back to the deals saying ``done``, or the deals
     with the refusal."""
-    outcome = _attempt(session, action)
+    outcome = attempt(session, action)
     if isinstance(outcome, Problem):
         if isinstance(outcome, Forbidden | NotFound):
             raise outcome

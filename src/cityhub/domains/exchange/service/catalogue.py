@@ -24,6 +24,7 @@ from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Conflict, NotFound
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.jsondoc import escape_like
 
 FIELDS = (
     "name", "name_en", "classification", "summary", "format", "sharing_class", "sharing_condition",
@@ -136,7 +137,7 @@ def search(
         public = public & (Resource.open_class == "open")
     statement = statement.where(or_(public, Resource.provider_org_id.in_(mine)) if mine else public)
     for word in (words or "").split():
-        pattern = f"%{_escape_like(word.lower())}%"
+        pattern = f"%{escape_like(word.lower())}%"
         statement = statement.where(
             or_(
                 *(
@@ -161,12 +162,8 @@ def search(
     return statement.order_by(Resource.modified_at.desc(), Resource.id.desc())
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def shape(session: Session, resources: Sequence[Resource]) -> list[schemas.ResourceOut]:
-    versions = _current_versions(session, [r.current_version_id for r in resources if r.current_version_id])
+    versions = current_versions(session, [r.current_version_id for r in resources if r.current_version_id])
     providers: dict[int, Any] = {}
     shaped = []
     for resource in resources:
@@ -193,7 +190,7 @@ def shape(session: Session, resources: Sequence[Resource]) -> list[schemas.Resou
     return shaped
 
 
-def _current_versions(session: Session, ids: list[int]) -> dict[int, Version]:
+def current_versions(session: Session, ids: list[int]) -> dict[int, Version]:
     if not ids:
         return {}
     return {version.id: version for version in session.scalars(select(Version).where(Version.id.in_(ids)))}

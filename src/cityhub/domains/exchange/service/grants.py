@@ -8,7 +8,9 @@ here and nowhere else (``governed_rows``): only its fields, only rows meeting it
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -31,8 +33,8 @@ from cityhub.domains.exchange.service.access import (
 )
 from cityhub.domains.exchange.service.loads import CONVERTERS, BadValue
 from cityhub.domains.identity import Notice, Principal, accounts_holding, get_organization, notify
-from cityhub.kernel import audit
-from cityhub.kernel.db import is_postgres, upsert_into
+from cityhub.kernel import audit, jsondoc
+from cityhub.kernel.db import Database, is_postgres, upsert_into
 from cityhub.kernel.errors import Conflict, Forbidden, NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.i18n import lazy_gettext as _l
@@ -238,7 +240,7 @@ def governed_rows(
         .where(
             Row.version_id == resource.current_version_id,
             Row.row_no > after,
-            *row_conditions(resource, grant),
+            *row_conditions(resource, grant, session.get_bind().dialect.name),
         )
         .order_by(Row.row_no)
         .limit(limit + 1)
@@ -249,14 +251,25 @@ def governed_rows(
     return [{name: data.get(name) for name in fields} for _no, data in rows], (rows[-1][0] if more else None)
 
 
-def row_conditions(resource: Resource, grant: Grant) -> list[ColumnElement[bool]]:
+# Data item types as the JSON kinds rows hold them in (dates as ISO text, which sorts as the dates do).
+JSON_KINDS: dict[str, jsondoc.Kind] = {
+    "string": "string",
+    "integer": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "date": "string",
+    "datetime": "string",
+}
+
+
+def row_conditions(resource: Resource, grant: Grant, dialect: str) -> list[ColumnElement[bool]]:
     """The grant's row filter as SQL over the rows' JSON documents (typed by the data items)."""
     types = {item["name"]: item["type"] for item in resource.data_items}
-    return [_condition(types[c["field"]], c) for c in grant.row_filter]
+    return [_condition(types[c["field"]], c, dialect) for c in grant.row_filter]
 
 
-def _condition(item_type: str, condition: dict[str, Any]) -> ColumnElement[bool]:
-    column = _typed_column(item_type, condition["field"])
+def _condition(item_type: str, condition: dict[str, Any], dialect: str) -> ColumnElement[bool]:
+    column = jsondoc.typed_member(Row.data, condition["field"], JSON_KINDS[item_type], dialect)
     op = condition["op"]
     if op == "in":
         return column.in_([typed_value(item_type, v, condition["field"]) for v in condition["value"]])
@@ -270,17 +283,6 @@ def _condition(item_type: str, condition: dict[str, Any]) -> ColumnElement[bool]
         "ge": column >= value,
     }
     return and_(column.is_not(None), comparisons[op])
-
-
-def _typed_column(item_type: str, field: str) -> Any:
-    element = Row.data[field]
-    if item_type == "integer":
-        return element.as_integer()
-    if item_type == "number":
-        return element.as_float()
-    if item_type == "boolean":
-        return element.as_boolean()
-    return element.as_string()  # strings, and dates as their ISO text (which sorts as the dates do)
 
 
 # -- shapes ------------------------------------------------------------------------------------------------
@@ -427,7 +429,7 @@ def every_governed_row(session: Session, grant: Grant, resource: Resource) -> It
             .where(
                 Row.version_id == resource.current_version_id,
                 Row.row_no > after,
-                *row_conditions(resource, grant),
+                *row_conditions(resource, grant, session.get_bind().dialect.name),
             )
             .order_by(Row.row_no)
             .limit(EXPORT_BATCH)
@@ -455,7 +457,52 @@ def count_governed_rows(session: Session, grant: Grant, resource: Resource) -> i
         session.scalar(
             select(func.count())
             .select_from(Row)
-            .where(Row.version_id == resource.current_version_id, *row_conditions(resource, grant))
+            .where(
+                Row.version_id == resource.current_version_id,
+                *row_conditions(resource, grant, session.get_bind().dialect.name),
+            )
         )
         or 0
     )
+
+
+# -- a whole file through a grant (the API's rows.csv and the console's download) ------------------------
+
+
+def record_csv_read(
+    session: Session, principal: Principal, grant_id: int, now: datetime
+) -> tuple[Grant, Resource]:
+    """A whole-file read through a grant, allowed and audited once before the file is written: the grant in
+    force (else 403) and the evidence with the count of the rows it lets through."""
+    grant, resource = usable_grant(session, principal, grant_id, now)
+    count = count_governed_rows(session, grant, resource)
+    evidence = {"grant": grant_id, "format": "csv", "version": resource.current_version_id}
+    record_read(session, principal, grant, evidence, count, now)
+    return grant, resource
+
+
+def governed_csv(database: Database, grant_id: int) -> Iterator[bytes]:
+    """The file (UTF-8 with a BOM, for spreadsheet programs), written in chunks from a read session of its
+    own: a streamed answer is sent after the request's session has committed and closed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with database.reading() as session:
+        grant = session.get_one(Grant, grant_id)
+        resource = session.get_one(Resource, grant.resource_id)
+        writer.writerow(grant.fields)
+        yield ("\ufeff" + _drained(buffer)).encode()
+        for values in every_governed_row(session, grant, resource):
+            writer.writerow(["" if value is None else value for value in values])
+            if buffer.tell() > CSV_CHUNK:
+                yield _drained(buffer).encode()
+    yield _drained(buffer).encode()
+
+
+CSV_CHUNK = 256 * 1024
+
+
+def _drained(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text

@@ -146,6 +146,25 @@ class RowChecker:
                 good = False
         return row if good else None
 
+    def convert_value(self, number: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Some values of row ``number``, typed; a ValidationProblem naming the first that does not fit."""
+        converters = {name: (convert, required) for name, convert, required in self.items}
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            convert, required = converters[name]
+            if value is None or value == "":
+                if required:
+                    raise ValidationProblem(
+                        _("Row %(row)s: %(field)s needs a value.", row=number, field=name)
+                    )
+                typed[name] = None
+                continue
+            try:
+                typed[name] = convert(value if isinstance(value, str) else _as_text(value))
+            except BadValue as exc:
+                raise ValidationProblem(f"{number}/{name}: {exc}", field=name) from exc
+        return typed
+
 
 def _as_text(value: Any) -> str:
     """A JSON value as the text a CSV cell would hold (JSON files carry numbers and booleans natively)."""

@@ -32,6 +32,7 @@ from cityhub.kernel.geo import (
     has_postgis_index,
 )
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.jsondoc import escape_like
 
 CHUNK = 200
 POSTGIS_STORE_INDEX = "postgis_market_store_geog"  # made by migration 0020 where PostGIS is available
@@ -321,7 +322,7 @@ def _rows(session: Session, query: NearbyQuery, ids: list[int]) -> dict[int, tup
         select(Store, Merchant.name).join(Merchant, Merchant.id == Store.merchant_id).where(Store.id.in_(ids))
     )
     if query.keyword:
-        pattern = f"%{_escape_like(query.keyword.lower())}%"
+        pattern = f"%{escape_like(query.keyword.lower())}%"
         statement = statement.where(
             or_(
                 func.lower(Store.name).like(pattern, escape="\\"),
@@ -330,7 +331,3 @@ def _rows(session: Session, query: NearbyQuery, ids: list[int]) -> dict[int, tup
             )
         )
     return {store.id: (store, name) for store, name in session.execute(statement)}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
