@@ -25,6 +25,7 @@ from bench._harness import fresh_database, running_server, server_env
 from bench.services_search import percentiles
 from cityhub.domains import manifests
 from cityhub.domains.exchange.models import Resource
+from cityhub.domains.exchange.service.catalogue import search_text_of
 from cityhub.domains.identity.models import Organization
 from cityhub.domains.identity.service import orgs
 from cityhub.kernel.bulk import bulk_insert
@@ -73,6 +74,13 @@ def fill(url: str, count: int) -> None:
                     "classification": [topic],
                     "summary": f"{topic}与{other}的数据",
                     "keywords": [topic, other],
+                    "search_text": search_text_of(
+                        f"{topic}{other}统计第{n}号",
+                        f"{topic} dataset {n}",
+                        f"{topic}与{other}的数据",
+                        f"ds-{n:05d}",
+                        [topic, other],
+                    ),
                     "created_at": now,
                     "modified_at": now,
                     **FIXED,

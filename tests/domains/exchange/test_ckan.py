@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.domains.exchange.world import API, Exchange, build_exchange, loaded, published, registered
 
 ACTION = "/api/3/action/"
@@ -41,6 +43,12 @@ def _open_data(client, database) -> Exchange:  # type: ignore[no-untyped-def]
     )
     assert answer.status_code == 200, answer.text
     return world
+
+
+@pytest.fixture(autouse=True)
+def _in_english(client) -> None:  # type: ignore[no-untyped-def]
+    """CKAN's messages are asserted as CKAN writes them, in English (the platform's default is Chinese)."""
+    client.headers["Accept-Language"] = "en"
 
 
 def _get(client, action: str, prefix: str = ACTION, **params: Any):  # type: ignore[no-untyped-def]

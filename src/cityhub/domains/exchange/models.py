@@ -70,6 +70,9 @@ class Resource(Base):
     related: Mapped[list[str]] = mapped_column(JSON, default=list)  # codes of related resources
     keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     licence: Mapped[str | None] = mapped_column(String(64))
+    # Name, English name, summary, code and keywords in lower case, one text the word search reads (one
+    # LIKE per word instead of five, and keywords as written, not as JSON escapes)
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     source: Mapped[str] = mapped_column(String(16), default="upload")
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     current_version_id: Mapped[int | None] = mapped_column(Integer)

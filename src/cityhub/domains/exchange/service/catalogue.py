@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, Text, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange import schemas
@@ -81,7 +81,12 @@ def _fill(resource: Resource, data: schemas.ResourceIn) -> None:
     for name in FIELDS:
         setattr(resource, name, getattr(data, name))
     resource.data_items = [item.model_dump() for item in data.data_items]
+    resource.search_text = search_text_of(data.name, data.name_en, data.summary, data.code, data.keywords)
     resource.modified_at = utcnow()
+
+
+def search_text_of(name: str, name_en: str | None, summary: str, code: str, keywords: list[str]) -> str:
+    return " ".join([name, name_en or "", summary, code, *keywords]).lower()
 
 
 def _has_versions(session: Session, resource: Resource) -> bool:
@@ -137,21 +142,7 @@ def search(
         public = public & (Resource.open_class == "open")
     statement = statement.where(or_(public, Resource.provider_org_id.in_(mine)) if mine else public)
     for word in (words or "").split():
-        pattern = f"%{escape_like(word.lower())}%"
-        statement = statement.where(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        Resource.name,
-                        func.coalesce(Resource.name_en, ""),
-                        Resource.summary,
-                        Resource.code,
-                    )
-                ),
-                func.lower(func.cast(Resource.keywords, Text())).like(pattern, escape="\\"),
-            )
-        )
+        statement = statement.where(Resource.search_text.like(f"%{escape_like(word.lower())}%", escape="\\"))
     for column, value in (
         (Resource.provider_org_id, provider_org_id),
         (Resource.sharing_class, sharing_class),

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, Select, false, func, not_, select, true
+from sqlalchemy import ColumnElement, false, func, not_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange.models import Resource, Version
 from cityhub.domains.exchange.service import catalogue
-from cityhub.domains.identity import get_organization, get_organization_by_code
+from cityhub.domains.identity import get_organization, get_organization_by_code, organizations_by_id
 from cityhub.kernel import jsondoc
 from cityhub.kernel.errors import NotFound, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
-from cityhub.kernel.pagination import PageParams, fetch_page
 
 DOWNLOAD_SUFFIX = ".csv"
 NO_LICENCE = "notspecified"
@@ -77,6 +77,7 @@ def packages(session: Session, site: Site, resources: Sequence[Resource]) -> lis
     versions = catalogue.current_versions(
         session, [r.current_version_id for r in resources if r.current_version_id]
     )
+    _remember_organizations(session, (r.provider_org_id for r in resources))
     return [
         _package(
             site,
@@ -182,6 +183,14 @@ def resource_show(session: Session, site: Site, resource_id: str) -> dict[str, A
 
 
 # -- organizations -------------------------------------------------------------------------------------------
+
+
+def _remember_organizations(session: Session, organization_ids: Iterable[int]) -> None:
+    """Look up, in one query, the departments the session has not seen yet (a page's, a facet's)."""
+    known: dict[int, dict[str, Any]] = session.info.setdefault("ckan_organizations", {})
+    missing = set(organization_ids) - known.keys()
+    for organization_id, department in organizations_by_id(session, missing).items():
+        known[organization_id] = _organization_dict(department)
 
 
 def _organization(session: Session, organization_id: int) -> dict[str, Any]:
@@ -303,13 +312,20 @@ def _tokens(text: str, parameter: str) -> list[str]:
 
 
 def package_search(session: Session, site: Site, query: PackageQuery) -> dict[str, Any]:
+    """One pass over the matching packages gives the count and the facets (counted here: the words' LIKE
+    scan is the cost, so it runs twice — for them and for the page — not once per facet)."""
     statement = catalogue.search(None, " ".join(query.words) or None)
     statement = statement.where(*(_filter(session, term) for term in query.filters))
-    facets = {name: _facet(session, statement, name, query.facet_limit) for name in query.facet_fields}
+    matches = session.execute(
+        statement.with_only_columns(
+            Resource.provider_org_id, Resource.keywords, Resource.licence, Resource.current_version_id
+        ).order_by(None)
+    ).all()
+    facets = {name: _facet(session, matches, name, query.facet_limit) for name in query.facet_fields}
     ordered = statement.order_by(None).order_by(*_package_order(query.sort or DEFAULT_SORT))
-    found, count = fetch_page(session, ordered, PageParams(limit=query.rows, offset=query.start))
+    found = list(session.scalars(ordered.limit(query.rows).offset(query.start)))
     return {
-        "count": count,
+        "count": len(matches),
         "results": packages(session, site, found),
         "sort": query.sort or DEFAULT_SORT,
         "facets": {name: {item["name"]: item["count"] for item in items} for name, items in facets.items()},
@@ -402,30 +418,26 @@ def check_facet_fields(names: list[str]) -> None:
         )
 
 
-def _facet(session: Session, statement: Select[Any], name: str, limit: int) -> list[dict[str, Any]]:
-    """The values of one facet over the matching packages with their counts, most frequent first."""
-    matching = statement.order_by(None).subquery()
+def _facet(session: Session, matches: Sequence[Any], name: str, limit: int) -> list[dict[str, Any]]:
+    """The values of one facet over the matching packages with their counts, most frequent first (ties by
+    value); ``limit`` < 0: all of them."""
     if name == "res_format":  # every package with data has the one download, a CSV file
-        count = session.scalar(
-            select(func.count()).select_from(matching).where(matching.c.current_version_id.is_not(None))
-        )
+        count = sum(1 for match in matches if match.current_version_id is not None)
         return [{"name": "CSV", "display_name": "CSV", "count": count}] if count and limit != 0 else []
-    value: Any
-    counted: Select[Any]
-    if name == "tags":
-        elements = jsondoc.array_elements(matching.c.keywords, _dialect(session))
-        value = elements.c.value
-        counted = select(value, func.count()).select_from(matching).join(elements, true())
-    else:
-        value = {
-            "organization": matching.c.provider_org_id,
-            "license_id": func.coalesce(matching.c.licence, NO_LICENCE),
-        }[name]
-        counted = select(value, func.count()).select_from(matching)
-    counted = counted.group_by(value).order_by(func.count().desc(), value)
+    counter: Counter[Any] = Counter()
+    for match in matches:
+        if name == "tags":
+            counter.update(match.keywords or ())
+        elif name == "organization":
+            counter[match.provider_org_id] += 1
+        else:
+            counter[match.licence or NO_LICENCE] += 1
+    counts = sorted(counter.items(), key=lambda pair: (-pair[1], pair[0]))
     if limit >= 0:
-        counted = counted.limit(limit)
-    return [_facet_item(session, name, key, int(count)) for key, count in session.execute(counted)]
+        counts = counts[:limit]
+    if name == "organization":
+        _remember_organizations(session, (key for key, _count in counts))
+    return [_facet_item(session, name, key, count) for key, count in counts]
 
 
 def _facet_item(session: Session, name: str, key: Any, count: int) -> dict[str, Any]:

@@ -60,6 +60,14 @@ def get_organization(session: Session, organization_id: int) -> Organization:
     return organization
 
 
+def organizations_by_id(session: Session, organization_ids: Iterable[int]) -> dict[int, Organization]:
+    """Several organisations in one query, by id (unknown ids are left out)."""
+    wanted = set(organization_ids)
+    if not wanted:
+        return {}
+    return {org.id: org for org in session.scalars(select(Organization).where(Organization.id.in_(wanted)))}
+
+
 def get_organization_by_code(session: Session, code: str) -> Organization:
     organization = session.scalar(select(Organization).where(Organization.code == code))
     if organization is None:
