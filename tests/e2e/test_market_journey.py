@@ -10,60 +10,30 @@ Screenshots land in test-artifacts/ for a human look.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, expect
 
-from cityhub.domains import load_models
-from cityhub.domains.identity.service.principals import principal_cache
-from cityhub.kernel import ratelimit
 from cityhub.kernel.db import Database
-from cityhub.kernel.settings import Settings, clear_settings_cache
 from tests.domains.market.world import build_market, make_batch
-from tests.e2e.browsing import log_in, phone_page
+from tests.e2e.browsing import log_in, phone_page, server_with
 from tests.e2e.test_resident_journey import CHROMIUM, _screenshot, _watch_for_breakage, browser
-from tests.live_server import CITYHUB, live_server, server_env
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the shared Chromium fixture
 
 
-def _seed(env: dict[str, str]) -> None:
+def _seed(client: TestClient, database: Database) -> None:
     """The market world, made through the API of an in-process app on the server's database."""
-    from cityhub.web import create_app
-
-    load_models()
-    database = Database.from_url(env["CITYHUB_DATABASE_URL"])
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in env.items():
-                if key.startswith("CITYHUB_"):
-                    patch.setenv(key, value)
-            patch.setenv("CITYHUB_JOBS__EMBEDDED_WORKER", "false")
-            clear_settings_cache()
-            settings = Settings()
-            ratelimit.reset(settings.rate_limits.storage_uri)  # in-process counters of earlier tests
-            principal_cache.clear()  # account ids of earlier tests' databases are reused here
-            with TestClient(create_app(settings, database), base_url="http://testserver") as client:
-                market = build_market(client, database)
-                make_batch(client, market, title="满30减5")
-    finally:
-        principal_cache.clear()
-        clear_settings_cache()
-        database.dispose()
+    market = build_market(client, database)
+    make_batch(client, market, title="满30减5")
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp: Path = tmp_path_factory.mktemp("e2e-market")
-    env = server_env(f"sqlite:///{tmp / 'e2e.db'}", tmp)
-    subprocess.run([str(CITYHUB), "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    _seed(env)
-    with live_server(env, tmp / "server.log") as url:
+    with server_with(tmp_path_factory.mktemp("e2e-market"), _seed) as url:
         yield url
 
 

@@ -81,3 +81,18 @@ def post_form(client: TestClient, page: str, action: str, data: dict[str, str]) 
     """Submit a form found on ``page`` with that page's CSRF token."""
     token = csrf_token(client.get(page, headers=HTML).text)
     return client.post(action, data={**data, "csrf_token": token}, headers=HTML, follow_redirects=False)
+
+
+def as_user(client: TestClient, username: str | None) -> None:
+    """Start over as ``username`` (anonymous for None), reading the pages in English (so that assertions
+    hold before and after translations arrive)."""
+    client.cookies.clear()
+    client.cookies.set("cityhub_locale", "en")
+    if username is not None:
+        assert login(client, username).status_code == 303
+
+
+def page_of(client: TestClient, url: str) -> Response:
+    page = client.get(url, headers=HTML)
+    assert page.status_code == 200, page.text
+    return page

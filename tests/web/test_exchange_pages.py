@@ -22,32 +22,18 @@ from cityhub.domains.exchange.models import GrantUsage
 from cityhub.kernel.db import Database
 from cityhub.kernel.models import AuditRecord
 from tests.domains.exchange.world import API, CSV, Exchange, build_exchange, published, registered
-from tests.web.factories import HTML, csrf_token, login
+from tests.web.factories import HTML, as_user, csrf_token, page_of
 
 CONSOLE = "/console/exchange"
 CODE = "stats-population"
 ASKED_FIELDS = ["district", "year", "population"]
 
 
-def _as(client: TestClient, username: str | None) -> None:
-    """Start over as ``username`` (anonymous for None), reading the pages in English."""
-    client.cookies.clear()
-    client.cookies.set("cityhub_locale", "en")
-    if username is not None:
-        assert login(client, username).status_code == 303
-
-
-def _page(client: TestClient, url: str) -> Response:
-    page = client.get(url, headers=HTML)
-    assert page.status_code == 200, page.text
-    return page
-
-
 def _post(
     client: TestClient, page: str, action: str, data: dict[str, Any], files: dict[str, Any] | None = None
 ) -> Response:
     """Submit a form found on ``page`` (its CSRF token); values may be lists, as ticked checkboxes are."""
-    token = csrf_token(_page(client, page).text)
+    token = csrf_token(page_of(client, page).text)
     return client.post(
         action, data={**data, "csrf_token": token}, files=files, headers=HTML, follow_redirects=False
     )
@@ -67,10 +53,10 @@ def _pending_request_id(client: TestClient, world: Exchange) -> int:
 def _approved_grant(client: TestClient, world: Exchange) -> int:
     """A conditional resource asked for by civil affairs (three fields) and approved with two."""
     published(client, world)
-    _as(client, "civil1")
+    as_user(client, "civil1")
     assert _ask(client).status_code == 303
     request_id = _pending_request_id(client, world)
-    _as(client, "stats1")
+    as_user(client, "stats1")
     answer = {"decision": "approve", "fields": ["district", "population"], "days": "10"}
     approved = _post(client, CONSOLE, f"{CONSOLE}/requests/{request_id}/answer", answer)
     assert approved.status_code == 303, approved.text
@@ -83,34 +69,34 @@ def test_each_part_of_the_console_opens_for_its_staff_only(client: TestClient, d
     registered(client, world)  # a draft of the statistics bureau
     published(client, world, "stats-open", sharing_class="unconditional", sharing_condition=None)
 
-    _as(client, "stats1")
-    console = _page(client, CONSOLE).text
+    as_user(client, "stats1")
+    console = page_of(client, CONSOLE).text
     for part in ("My resources", "Requests to answer", "Grants given", "My requests", "My grants"):
         assert part in console
     assert f'href="{CONSOLE}/resources/{CODE}"' in console and "Draft" in console
-    resource = _page(client, f"{CONSOLE}/resources/{CODE}").text
+    resource = page_of(client, f"{CONSOLE}/resources/{CODE}").text
     assert "Load data" in resource and 'enctype="multipart/form-data"' in resource
     assert "No data has been loaded yet." in resource
-    assert "Data exchange" in _page(client, "/").text  # the console's tile
+    assert "Data exchange" in page_of(client, "/").text  # the console's tile
 
-    _as(client, "civil1")
-    assert "My grants" in _page(client, CONSOLE).text
-    catalogue = _page(client, f"{CONSOLE}/catalogue").text
+    as_user(client, "civil1")
+    assert "My grants" in page_of(client, CONSOLE).text
+    catalogue = page_of(client, f"{CONSOLE}/catalogue").text
     assert "stats-open" in catalogue and CODE not in catalogue  # published ones only, not others' drafts
     assert f'href="{CONSOLE}/resources/stats-open/request"' in catalogue
-    form = _page(client, f"{CONSOLE}/resources/stats-open/request").text
+    form = page_of(client, f"{CONSOLE}/resources/stats-open/request").text
     assert 'name="fields" value="district"' in form and '<option value="civil"' in form
     assert client.get(f"{CONSOLE}/resources/{CODE}", headers=HTML).status_code == 403  # another's resource
     assert client.get(f"{CONSOLE}/resources/{CODE}/request", headers=HTML).status_code == 404  # a draft
 
     for outsider in ("resident", "operator1"):  # neither manages nor asks for a department
-        _as(client, outsider)
+        as_user(client, outsider)
         for url in (CONSOLE, f"{CONSOLE}/catalogue", f"{CONSOLE}/resources/stats-open/request"):
             assert client.get(url, headers=HTML).status_code == 403, (outsider, url)
-    assert _page(client, f"{CONSOLE}/resources/{CODE}")  # the operator administers every resource
-    _as(client, "resident")
+    assert page_of(client, f"{CONSOLE}/resources/{CODE}")  # the operator administers every resource
+    as_user(client, "resident")
     assert client.get(f"{CONSOLE}/resources/{CODE}", headers=HTML).status_code == 403
-    _as(client, None)
+    as_user(client, None)
     anonymous = client.get(CONSOLE, headers=HTML, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
 
@@ -123,18 +109,18 @@ def test_the_load_form_loads_a_version_and_shows_an_invalid_files_errors(
     page = f"{CONSOLE}/resources/{CODE}"
     action = f"{page}/versions"
 
-    _as(client, "stats1")
+    as_user(client, "stats1")
     loaded = _post(
         client, page, action, {"note": "2025 年度"}, {"file": ("人口.csv", CSV.encode(), "text/csv")}
     )
     assert loaded.status_code == 303 and loaded.headers["location"] == f"{page}#version-1"
-    first = _page(client, page).text
+    first = page_of(client, page).text
     assert "Version 1 is loaded and current: 3 rows." in first and "Current" in first and "2025 年度" in first
 
     broken = CSV.replace("1187000", "很多").replace("541000", "")
     refused = _post(client, page, action, {}, {"file": ("人口.csv", broken.encode(), "text/csv")})
     assert refused.status_code == 303 and refused.headers["location"] == f"{page}#version-2"
-    second = _page(client, page).text
+    second = page_of(client, page).text
     assert "Version 2 has 2 errors and is not used." in second and "Invalid: 2 errors" in second
     errors = second[second.index('data-testid="errors-2"') :]
     assert "not a whole number" in errors and "a value is required" in errors and "population" in errors
@@ -148,7 +134,7 @@ def test_the_load_form_loads_a_version_and_shows_an_invalid_files_errors(
     assert no_file.status_code == 422 and "Choose a CSV or JSON file to load." in no_file.text
     assert 'value="忘了文件"' in no_file.text  # the note is kept
 
-    _as(client, "civil1")
+    as_user(client, "civil1")
     stranger = _post(client, CONSOLE, action, {}, {"file": ("x.csv", CSV.encode(), "text/csv")})
     assert stranger.status_code == 403
     no_token = client.post(action, files={"file": ("x.csv", CSV.encode(), "text/csv")}, headers=HTML)
@@ -161,22 +147,22 @@ def test_a_request_is_approved_narrower_and_downloaded_with_the_granted_columns_
     world = build_exchange(client, database)
     published(client, world)
 
-    _as(client, "civil1")
+    as_user(client, "civil1")
     none_ticked = _ask(client, fields=[])
     assert none_ticked.status_code == 422 and "Tick the fields your department needs." in none_ticked.text
     assert "养老服务规划" in none_ticked.text  # the purpose is kept
     asked = _ask(client)
     assert asked.status_code == 303 and asked.headers["location"] == f"{CONSOLE}#asked"
-    mine = _page(client, CONSOLE).text
+    mine = page_of(client, CONSOLE).text
     assert "Your request is sent; the owner answers by" in mine and "Waiting for an answer" in mine
 
     request_id = _pending_request_id(client, world)
     answer_url = f"{CONSOLE}/requests/{request_id}/answer"
-    _as(client, "health1")  # not the owner
+    as_user(client, "health1")  # not the owner
     assert _post(client, CONSOLE, answer_url, {"decision": "approve"}).status_code == 403
 
-    _as(client, "stats1")
-    queue = _page(client, CONSOLE).text
+    as_user(client, "stats1")
+    queue = page_of(client, CONSOLE).text
     assert f'id="request-{request_id}"' in queue and "养老服务规划" in queue and "civil" in queue
     assert queue.count('name="fields"') == 3 and "常住人口" in queue
     no_reason = _post(client, CONSOLE, answer_url, {"decision": "reject", "reason": " "})
@@ -184,7 +170,7 @@ def test_a_request_is_approved_narrower_and_downloaded_with_the_granted_columns_
     answer = {"decision": "approve", "fields": ["district", "population"], "days": "10"}
     approved = _post(client, CONSOLE, answer_url, answer)
     assert approved.status_code == 303 and approved.headers["location"] == f"{CONSOLE}#to-answer"
-    given = _page(client, CONSOLE).text
+    given = page_of(client, CONSOLE).text
     assert "The request is approved: its grant is in force." in given
     assert "No request is waiting for an answer." in given and "In force" in given
     grant = client.get(f"{API}/grants", params={"side": "owner"}, headers=world.owner).json()[0]
@@ -192,8 +178,8 @@ def test_a_request_is_approved_narrower_and_downloaded_with_the_granted_columns_
     twice = _post(client, CONSOLE, answer_url, answer)  # say, a colleague's tab still showed the request
     assert twice.status_code == 409 and "This request has been answered." in twice.text
 
-    _as(client, "civil1")
-    held = _page(client, CONSOLE).text
+    as_user(client, "civil1")
+    held = page_of(client, CONSOLE).text
     download = f"{CONSOLE}/grants/{grant['id']}.csv"
     assert f'href="{download}"' in held and "Granted" in held
     read = client.get(download)
@@ -214,7 +200,7 @@ def test_a_request_is_approved_narrower_and_downloaded_with_the_granted_columns_
     assert [(record.object_id, record.details["rows"]) for record in evidence] == [(str(grant["id"]), 3)]
     assert [(day.reads, day.rows) for day in usage] == [(1, 3)]
 
-    _as(client, "health1")  # another department holds no grant
+    as_user(client, "health1")  # another department holds no grant
     assert client.get(download).status_code == 403
 
 
@@ -223,19 +209,19 @@ def test_the_owner_revokes_a_grant_and_its_download_stops(client: TestClient, da
     grant_id = _approved_grant(client, world)
     revoke_url = f"{CONSOLE}/grants/{grant_id}/revoke"
 
-    _as(client, "civil1")
+    as_user(client, "civil1")
     assert _post(client, CONSOLE, revoke_url, {"reason": "越权"}).status_code == 403  # the consumer cannot
 
-    _as(client, "stats1")
+    as_user(client, "stats1")
     no_reason = _post(client, CONSOLE, revoke_url, {"reason": ""})
     assert no_reason.status_code == 422 and 'role="alert"' in no_reason.text
     revoked = _post(client, CONSOLE, revoke_url, {"reason": "规划已完成"})
     assert revoked.status_code == 303 and revoked.headers["location"] == f"{CONSOLE}#given"
-    page = _page(client, CONSOLE).text
+    page = page_of(client, CONSOLE).text
     assert "The grant is revoked" in page and "Revoked" in page and "规划已完成" in page
 
-    _as(client, "civil1")
-    held = _page(client, CONSOLE).text
+    as_user(client, "civil1")
+    held = page_of(client, CONSOLE).text
     assert f"/grants/{grant_id}.csv" not in held and "规划已完成" in held
     assert client.get(f"{CONSOLE}/grants/{grant_id}.csv").status_code == 403
 
@@ -244,8 +230,8 @@ def test_a_resource_that_is_not_shared_cannot_be_asked_for(client: TestClient, d
     world = build_exchange(client, database)
     basis = "《统计法》第二十五条"
     published(client, world, "stats-closed", sharing_class="none", sharing_condition=None, legal_basis=basis)
-    _as(client, "civil1")
-    page = _page(client, f"{CONSOLE}/resources/stats-closed/request").text
+    as_user(client, "civil1")
+    page = page_of(client, f"{CONSOLE}/resources/stats-closed/request").text
     assert "This resource is not shared." in page and basis in page and 'id="request-form"' not in page
     form = f"{CONSOLE}/resources/stats-closed/request"
     data = {"consumer": "civil", "purpose": "核对", "fields": "year", "days": "30"}

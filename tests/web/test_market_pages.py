@@ -17,28 +17,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
 
 from cityhub.domains.market import views
 from cityhub.kernel.db import Database
 from tests.domains.market.world import API, HOME, Market, build_market, make_batch
-from tests.web.factories import HTML, csrf_token, login, post_form
+from tests.web.factories import HTML, as_user, csrf_token, page_of, post_form
 
 CLIENT_KEY = re.compile(r'name="client_key" value="([0-9a-f]+)"')
-
-
-def _as(client: TestClient, username: str | None) -> None:
-    """Start over as ``username`` (anonymous for None), reading the pages in English."""
-    client.cookies.clear()
-    client.cookies.set("cityhub_locale", "en")
-    if username is not None:
-        assert login(client, username).status_code == 303
-
-
-def _page(client: TestClient, url: str) -> Response:
-    page = client.get(url, headers=HTML)
-    assert page.status_code == 200, page.text
-    return page
 
 
 def _world(client: TestClient, database: Database) -> tuple[Market, int]:
@@ -56,33 +41,33 @@ def test_nearby_lists_the_stores_around_the_resident_with_a_map(
     client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     market, _batch = _world(client, database)
-    _as(client, None)
+    as_user(client, None)
     here = f"/market?lon={HOME[0]}&lat={HOME[1]}"
-    page = _page(client, here)
+    page = page_of(client, here)
     assert 'id="market-map"' in page.text and "/static/js/market-map.js" in page.text
     assert page.text.index("面馆一店") < page.text.index("面馆二店")  # nearest first
     assert "邻里面馆" in page.text and "1.2 km" in page.text and "Open now" in page.text
     assert f'href="/market/stores/{market.stores[0]}"' in page.text
     assert "&#34;lat&#34;: 30.25" in page.text  # the markers of the map, as data for the script
 
-    assert "面馆二店" not in _page(client, f"{here}&radius_km=0.5").text
-    only_second = _page(client, f"{here}&q=二店").text
+    assert "面馆二店" not in page_of(client, f"{here}&radius_km=0.5").text
+    only_second = page_of(client, f"{here}&q=二店").text
     assert "面馆二店" in only_second and "面馆一店" not in only_second
-    assert "No shops found" in _page(client, f"{here}&category=grocery").text
-    assert 'role="alert"' in _page(client, f"{here}&radius_km=99").text  # past the largest radius
+    assert "No shops found" in page_of(client, f"{here}&category=grocery").text
+    assert 'role="alert"' in page_of(client, f"{here}&radius_km=99").text  # past the largest radius
 
     monkeypatch.setattr(views, "NEARBY_PAGE", 1)  # one a page: "more" leads to the next
-    first = _page(client, here).text
+    first = page_of(client, here).text
     assert "面馆一店" in first and "面馆二店" not in first and "offset=1" in first
-    assert "面馆二店" in _page(client, f"{here}&offset=1").text
+    assert "面馆二店" in page_of(client, f"{here}&offset=1").text
     monkeypatch.undo()
 
-    assert "面馆一店" in _page(client, "/market").text  # anonymous: around the city (community A)
-    _as(client, "neighbour")  # lives in community B, 10 km away
-    assert "面馆一店" not in _page(client, "/market").text
-    assert "面馆一店" in _page(client, "/market?radius_km=20").text
-    _as(client, "resident")  # lives next door
-    assert "面馆一店" in _page(client, "/market").text
+    assert "面馆一店" in page_of(client, "/market").text  # anonymous: around the city (community A)
+    as_user(client, "neighbour")  # lives in community B, 10 km away
+    assert "面馆一店" not in page_of(client, "/market").text
+    assert "面馆一店" in page_of(client, "/market?radius_km=20").text
+    as_user(client, "resident")  # lives next door
+    assert "面馆一店" in page_of(client, "/market").text
 
 
 def test_store_page_shows_the_coupons_and_claiming_gives_a_qr_code(
@@ -90,8 +75,8 @@ def test_store_page_shows_the_coupons_and_claiming_gives_a_qr_code(
 ) -> None:
     market, batch = _world(client, database)
     store_url = f"/market/stores/{market.stores[0]}"
-    _as(client, None)
-    anonymous = _page(client, store_url).text
+    as_user(client, None)
+    anonymous = page_of(client, store_url).text
     assert "面馆一店" in anonymous and "满30减5" in anonymous and "¥5.00 off orders of ¥30.00" in anonymous
     assert "Log in to claim" in anonymous and "Monday" in anonymous and 'id="market-map"' in anonymous
     claim_url = f"{store_url}/batches/{batch}/claim"
@@ -100,8 +85,8 @@ def test_store_page_shows_the_coupons_and_claiming_gives_a_qr_code(
     )
     assert refused.status_code == 303 and refused.headers["location"].startswith("/login?next=")
 
-    _as(client, "resident")
-    page = _page(client, store_url)
+    as_user(client, "resident")
+    page = page_of(client, store_url)
     assert f'hx-post="{claim_url}"' in page.text
     swapped = client.post(
         claim_url, data={"csrf_token": csrf_token(page.text)}, headers={**HTML, "HX-Request": "true"}
@@ -112,21 +97,21 @@ def test_store_page_shows_the_coupons_and_claiming_gives_a_qr_code(
 
     plain = post_form(client, store_url, claim_url, {})
     assert plain.status_code == 303 and plain.headers["location"].startswith("/market/me/coupons/")
-    coupon = _page(client, plain.headers["location"]).text
+    coupon = page_of(client, plain.headers["location"]).text
     code = plain.headers["location"].rsplit("/", 1)[1]
     assert "Coupon claimed" in coupon and '<div class="qr"' in coupon and "<svg" in coupon
     assert " ".join(code[i : i + 4] for i in range(0, 12, 4)) in coupon and "Ready to use" in coupon
 
     over = post_form(client, store_url, claim_url, {})  # the batch allows two a person
     assert over.status_code == 303 and over.headers["location"] == f"{store_url}#batch-{batch}"
-    again = _page(client, store_url).text
+    again = page_of(client, store_url).text
     assert 'class="alert" role="alert"' in again and "the most one person may" in again
     in_place = client.post(
         claim_url, data={"csrf_token": csrf_token(again)}, headers={**HTML, "HX-Request": "true"}
     )
     assert in_place.status_code == 200 and "the most one person may" in in_place.text
 
-    mine = _page(client, "/market/me/coupons").text
+    mine = page_of(client, "/market/me/coupons").text
     assert mine.count('href="/market/me/coupons/') == 2 and "邻里面馆" in mine
     assert client.get("/market/me/coupons/000000000000", headers=HTML).status_code == 404
 
@@ -135,28 +120,28 @@ def test_a_coupon_is_given_to_another_resident(client: TestClient, database: Dat
     market, _plain = _world(client, database)
     batch = make_batch(client, market, title="可转赠", transferable=True)
     code = _claimed_code(client, market, batch)
-    _as(client, "resident")
+    as_user(client, "resident")
     url = f"/market/me/coupons/{code}"
-    assert 'name="to_username"' in _page(client, url).text
+    assert 'name="to_username"' in page_of(client, url).text
     unknown = post_form(client, url, f"{url}/transfer", {"to_username": "nobody"})
     assert unknown.status_code == 422 and "nobody" in unknown.text and 'role="alert"' in unknown.text
     given = post_form(client, url, f"{url}/transfer", {"to_username": "neighbour"})
     assert given.status_code == 303
     assert client.get(url, headers=HTML).status_code == 404
-    _as(client, "neighbour")
-    assert "可转赠" in _page(client, url).text
+    as_user(client, "neighbour")
+    assert "可转赠" in page_of(client, url).text
 
 
 def test_the_counter_looks_up_and_redeems_a_code_once(client: TestClient, database: Database) -> None:
     market, batch = _world(client, database)
     code = _claimed_code(client, market, batch)
-    _as(client, "clerk1")
-    console = _page(client, "/market/merchant").text
+    as_user(client, "clerk1")
+    console = page_of(client, "/market/merchant").text
     scanner = f"/market/merchant/{market.merchant_id}/scanner"
     assert "邻里面馆" in console and f'href="{scanner}"' in console
     assert "Coupon batches" not in console  # a clerk redeems; only owners run the shop
 
-    looked = _page(client, f"{scanner}?code={code}&store_id={market.stores[1]}").text
+    looked = page_of(client, f"{scanner}?code={code}&store_id={market.stores[1]}").text
     assert "满30减5" in looked and "Can be used now" in looked
     assert f'name="store_id" value="{market.stores[1]}"' in looked
     found = CLIENT_KEY.search(looked)
@@ -170,11 +155,11 @@ def test_the_counter_looks_up_and_redeems_a_code_once(client: TestClient, databa
     }
     first = client.post(scanner, data=form, headers=HTML, follow_redirects=False)
     assert first.status_code == 303
-    done = _page(client, first.headers["location"]).text
+    done = page_of(client, first.headers["location"]).text
     assert 'id="till-result"' in done and "Redeemed." in done and "¥5.00" in done
 
     second = client.post(scanner, data=form, headers=HTML, follow_redirects=False)  # a double tap
-    replayed = _page(client, second.headers["location"]).text
+    replayed = page_of(client, second.headers["location"]).text
     assert "already recorded; nothing was redeemed twice" in replayed
     counted = client.get(f"{API}/merchants/{market.merchant_id}/batches", headers=market.owner).json()
     assert [b["redeemed"] for b in counted if b["id"] == batch] == [1]
@@ -182,21 +167,21 @@ def test_the_counter_looks_up_and_redeems_a_code_once(client: TestClient, databa
     fresh = {**form, "client_key": "another-till-key-1"}
     conflict = client.post(scanner, data=fresh, headers=HTML, follow_redirects=False)
     assert f"code={code}" in conflict.headers["location"]  # back to the coupon, to see why
-    refused = _page(client, conflict.headers["location"]).text
+    refused = page_of(client, conflict.headers["location"]).text
     assert 'role="alert" id="till-result"' in refused and "already redeemed" in refused
     assert "Used" in refused and "Can be used now" not in refused
-    assert "No coupon of this merchant" in _page(client, f"{scanner}?code=123456789012").text
-    assert 'type="hidden" name="code"' not in _page(client, scanner).text
+    assert "No coupon of this merchant" in page_of(client, f"{scanner}?code=123456789012").text
+    assert 'type="hidden" name="code"' not in page_of(client, scanner).text
 
 
 def test_residents_cannot_open_the_scanner_or_the_review(client: TestClient, database: Database) -> None:
     market, batch = _world(client, database)
     code = _claimed_code(client, market, batch)
-    _as(client, "resident")
+    as_user(client, "resident")
     scanner = f"/market/merchant/{market.merchant_id}/scanner"
     assert client.get(scanner, headers=HTML).status_code == 403
     assert client.get("/console/market/merchants", headers=HTML).status_code == 403
-    home = _page(client, "/market").text
+    home = page_of(client, "/market").text
     form = {"code": code, "store_id": str(market.stores[0]), "amount": "40", "client_key": "resident-try-1"}
     posted = client.post(
         scanner, data={**form, "csrf_token": csrf_token(home)}, headers=HTML, follow_redirects=False
@@ -204,7 +189,7 @@ def test_residents_cannot_open_the_scanner_or_the_review(client: TestClient, dat
     assert posted.status_code == 403
     lookup = client.get(f"{API}/merchants/{market.merchant_id}/coupons/{code}", headers=market.clerk)
     assert lookup.json()["status"] == "claimed"  # nothing was redeemed
-    assert "You do not run or work for a shop" in _page(client, "/market/merchant").text
+    assert "You do not run or work for a shop" in page_of(client, "/market/merchant").text
 
 
 APPLICATION = {
@@ -221,43 +206,43 @@ def test_the_application_form_checks_and_the_operator_approves(
     client: TestClient, database: Database
 ) -> None:
     build_market(client, database)
-    _as(client, "neighbour")
-    form = _page(client, "/market/apply").text
+    as_user(client, "neighbour")
+    form = page_of(client, "/market/apply").text
     assert '<option value="Mb" selected>' in form  # the applicant's own community
     bad = post_form(client, "/market/apply", "/market/apply", {**APPLICATION, "licence_number": "12!"})
     assert bad.status_code == 422 and 'id="e-licence_number"' in bad.text and "街角花店" in bad.text
-    assert "街角花店" not in _page(client, "/market/merchant").text  # nothing was created
+    assert "街角花店" not in page_of(client, "/market/merchant").text  # nothing was created
     sent = post_form(client, "/market/apply", "/market/apply", APPLICATION)
     assert sent.status_code == 303
-    mine = _page(client, "/market/merchant").text
+    mine = page_of(client, "/market/merchant").text
     assert "街角花店" in mine and "Waiting for review" in mine and 'name="file"' in mine
     merchant_id = int(sent.headers["location"].rsplit("-", 1)[1])
 
-    _as(client, "operator1")
+    as_user(client, "operator1")
     console = "/console/market/merchants"
-    queue = _page(client, console).text
+    queue = page_of(client, console).text
     assert "街角花店" in queue and "91330100MA2B3C4D5F" in queue and "neighbour" in queue
     action = f"{console}/{merchant_id}/review"
     no_reason = post_form(client, console, action, {"decision": "reject", "reason": ""})
     assert no_reason.status_code == 422 and "give the merchant a reason" in no_reason.text
     approved = post_form(client, console, action, {"decision": "approve", "status": "pending"})
     assert approved.status_code == 303 and approved.headers["location"] == f"{console}?status=pending"
-    after = _page(client, approved.headers["location"]).text
+    after = page_of(client, approved.headers["location"]).text
     assert "街角花店 is approved" in after and "No merchants in this list" in after
-    assert "街角花店" in _page(client, f"{console}?status=approved").text
+    assert "街角花店" in page_of(client, f"{console}?status=approved").text
     twice = post_form(client, f"{console}?status=approved", action, {"decision": "approve"})
     assert twice.status_code == 409 and 'role="alert"' in twice.text
 
-    _as(client, "neighbour")  # a new login carries the owner's role
-    owned = _page(client, "/market/merchant").text
+    as_user(client, "neighbour")  # a new login carries the owner's role
+    owned = page_of(client, "/market/merchant").text
     assert f'id="stores-{merchant_id}"' in owned and "Add a store" in owned
 
 
 def test_the_owner_runs_stores_batches_staff_and_till_keys(client: TestClient, database: Database) -> None:
     market, batch = _world(client, database)
-    _as(client, "owner1")
+    as_user(client, "owner1")
     console = "/market/merchant"
-    page = _page(client, console).text
+    page = page_of(client, console).text
     assert "面馆一店" in page and "clerk1" in page and "till 1" in page and "满30减5" in page
     base = f"/market/merchant/{market.merchant_id}"
 
@@ -288,8 +273,8 @@ def test_the_owner_runs_stores_batches_staff_and_till_keys(client: TestClient, d
 
     paused = post_form(client, console, f"{base}/batches/{batch}/status", {"status": "paused"})
     assert paused.status_code == 303
-    assert "满30减5" not in _page(client, f"/market/stores/{market.stores[0]}").text  # no longer offered
-    page = _page(client, console).text
+    assert "满30减5" not in page_of(client, f"/market/stores/{market.stores[0]}").text  # no longer offered
+    page = page_of(client, console).text
     assert "Resume" in page and "Paused" in page
     again = post_form(client, console, f"{base}/batches/{batch}/status", {"status": "paused"})
     assert again.status_code == 409 and "cannot become" in again.text
@@ -297,14 +282,14 @@ def test_the_owner_runs_stores_batches_staff_and_till_keys(client: TestClient, d
     unknown = post_form(client, console, f"{base}/staff", {"username": "nobody", "role": "merchant_clerk"})
     assert unknown.status_code == 422 and "nobody" in unknown.text
     assert post_form(client, console, f"{base}/staff", {"username": "resident"}).status_code == 303
-    assert "resident" in _page(client, console).text.split(f'id="staff-{market.merchant_id}"')[1]
+    assert "resident" in page_of(client, console).text.split(f'id="staff-{market.merchant_id}"')[1]
 
     issued = post_form(client, console, f"{base}/pos-keys", {"name": "till 2"})
     assert issued.status_code == 200 and 'class="secret"' in issued.text and "till 2" in issued.text
     keys = client.get(f"{API}/merchants/{market.merchant_id}/pos-keys", headers=market.owner).json()
     second = next(k for k in keys if k["name"] == "till 2")
     assert post_form(client, console, f"{base}/pos-keys/{second['id']}/revoke", {}).status_code == 303
-    assert 'class="secret"' not in _page(client, console).text  # shown once
+    assert 'class="secret"' not in page_of(client, console).text  # shown once
 
 
 REPORT_DATA = re.compile(r'<script type="application/json" id="market-report-data">(.*?)</script>', re.S)
@@ -348,9 +333,9 @@ def test_the_owner_reads_the_coupon_report_as_table_chart_and_csv(
     today = _report_day(client).isoformat()
     url = f"/market/merchant/{market.merchant_id}/reports"
 
-    _as(client, "owner1")
-    assert f'href="{url}"' in _page(client, "/market/merchant").text
-    page = _page(client, url).text
+    as_user(client, "owner1")
+    assert f'href="{url}"' in page_of(client, "/market/merchant").text
+    page = page_of(client, url).text
     assert "邻里面馆" in page and "/static/vendor/echarts/echarts.min.js" in page
     assert "/static/js/market-report.js" in page and f'value="{today}"' in page
     assert (
@@ -368,7 +353,7 @@ def test_the_owner_reads_the_coupon_report_as_table_chart_and_csv(
     assert [s["name"] for s in chart["series"]] == ["Views", "Claims", "Redemptions"]
     assert [s["data"][-1] for s in chart["series"]] == [0, 1, 1]
 
-    per_batch = _page(client, f"{url}?group=batch").text
+    per_batch = page_of(client, f"{url}?group=batch").text
     assert _cells(per_batch, str(batch))[2:6] == ["1", "1", "1", "1"] and "¥5.00" in _cells(
         per_batch, str(batch)
     )
@@ -377,7 +362,7 @@ def test_the_owner_reads_the_coupon_report_as_table_chart_and_csv(
     assert bars["group"] == "batch" and "满30减5" in bars["labels"] and "八折" in bars["labels"]
     assert [s["kind"] for s in bars["series"]] == ["claim", "redeem"]
     assert bars["series"][0]["data"][bars["labels"].index("满30减5")] == 1
-    only_other = _page(client, f"{url}?batch_id={other}").text
+    only_other = page_of(client, f"{url}?batch_id={other}").text
     assert f'<option value="{other}" selected>' in only_other and _cells(only_other, today)[2] == "0"
 
     link = CSV_LINK.search(per_batch)
@@ -399,7 +384,7 @@ def test_the_report_refuses_a_long_range_and_everyone_but_owners(
     market, _batch = _world(client, database)
     url = f"/market/merchant/{market.merchant_id}/reports"
     today = _report_day(client)
-    _as(client, "owner1")
+    as_user(client, "owner1")
     too_long = client.get(f"{url}?from={(today - timedelta(days=69)).isoformat()}", headers=HTML)
     assert too_long.status_code == 422
     assert 'id="report-problem"' in too_long.text and "at most 62 days" in too_long.text
@@ -412,13 +397,13 @@ def test_the_report_refuses_a_long_range_and_everyone_but_owners(
     assert csv_too_long.status_code == 422
 
     for who in ("clerk1", "resident"):
-        _as(client, who)
+        as_user(client, who)
         assert client.get(url, headers=HTML).status_code == 403
         assert client.get(f"{url}.csv", headers=HTML).status_code == 403
-    assert f'href="{url}"' not in _page(client, "/market/merchant").text  # resident: no shop
-    _as(client, "clerk1")
-    assert f'href="{url}"' not in _page(client, "/market/merchant").text  # a clerk redeems only
-    _as(client, None)
+    assert f'href="{url}"' not in page_of(client, "/market/merchant").text  # resident: no shop
+    as_user(client, "clerk1")
+    assert f'href="{url}"' not in page_of(client, "/market/merchant").text  # a clerk redeems only
+    as_user(client, None)
     anonymous = client.get(url, headers=HTML, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=")
 
@@ -428,9 +413,9 @@ def test_the_operator_reads_the_revenue_and_books_rules_fees_and_statements(
 ) -> None:
     market, batch = _world(client, database)
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    _as(client, "operator1")
+    as_user(client, "operator1")
     revenue = "/console/market/revenue"
-    assert "No rules" in _page(client, revenue).text
+    assert "No rules" in page_of(client, revenue).text
     added = post_form(client, revenue, f"{revenue}/rules", {"category": "food", "rate_percent": "2.5"})
     assert added.status_code == 303, added.text
     refused = post_form(
@@ -442,11 +427,11 @@ def test_the_operator_reads_the_revenue_and_books_rules_fees_and_statements(
     assert post_form(client, revenue, f"{revenue}/charges", fee).status_code == 303
     again = post_form(client, revenue, f"{revenue}/charges", fee)  # the same invoice twice
     assert again.status_code == 422
-    page = _page(client, f"{revenue}?month={month}")
+    page = page_of(client, f"{revenue}?month={month}")
     assert "2.50%" in page.text and "¥88.80" in page.text
     chart = json.loads(re.search(r'id="market-report-data">(.*?)</script>', page.text, re.S).group(1))  # type: ignore[union-attr]
     assert chart["labels"][-1] == month and chart["series"][1]["data"][-1] == 88.8
-    statement = _page(client, f"/market/merchant/{market.merchant_id}/statements?month={month}")
+    statement = page_of(client, f"/market/merchant/{market.merchant_id}/statements?month={month}")
     assert "推荐位" in statement.text and "¥88.80" in statement.text
     assert client.get(f"/market/merchant/{market.merchant_id}/statements/{month}.pdf").content.startswith(
         b"%PDF"
@@ -454,10 +439,10 @@ def test_the_operator_reads_the_revenue_and_books_rules_fees_and_statements(
     csv_file = client.get(f"/market/merchant/{market.merchant_id}/statements/{month}.csv")
     assert "closing_balance_yuan,88.80" in csv_file.content.decode("utf-8-sig")
 
-    _as(client, "owner1")
-    assert "¥88.80" in _page(client, f"/market/merchant/{market.merchant_id}/statements").text
+    as_user(client, "owner1")
+    assert "¥88.80" in page_of(client, f"/market/merchant/{market.merchant_id}/statements").text
     assert client.get(revenue, headers=HTML).status_code == 403
-    _as(client, "clerk1")
+    as_user(client, "clerk1")
     assert client.get(f"/market/merchant/{market.merchant_id}/statements", headers=HTML).status_code == 403
     del batch
 
