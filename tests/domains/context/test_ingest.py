@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context import listen
-from cityhub.domains.context.ingest.telemetry import Reading, ingest, prune
+from cityhub.domains.context.ingest.telemetry import Reading, ingest, observation_stamp, prune
 from cityhub.domains.context.manifest import MANIFEST
 from cityhub.domains.context.models import AttributeInstance, Entity, IngestReceipt
 from cityhub.domains.context.service import batch, changes
@@ -136,6 +136,41 @@ def test_invalid_readings_reject_the_whole_message(ngsi: NgsiClient, database: D
     assert history(database) == []
     with database.reading() as session:  # the receipt rolled back too: a corrected resend is accepted
         assert session.scalar(select(func.count()).select_from(IngestReceipt)) == 0
+
+
+def test_a_reading_is_checked_entity_first(ngsi: NgsiClient) -> None:
+    """A reading's entity is checked before its values (a bad id or a missing type is what is reported),
+    and every invalid reading is listed, not only the first."""
+    bad_unit = {"power": {"value": 1, "unitCode": 5}}
+    body = {
+        "readings": [
+            {"entity": "not a uri", "type": "Meter", "attrs": bad_unit},
+            {"entity": "urn:ngsi-ld:Meter:404", "attrs": bad_unit},
+            reading(1, "2026-11-01T10:00:00Z", **bad_unit),
+            reading(2, "2026-11-01T10:00:00Z", power=2.0),
+        ]
+    }
+    response = post(ngsi, body)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [error["reading"] for error in errors] == [0, 1, 2]
+    assert "must be a URI" in errors[0]["detail"]
+    assert "does not exist" in errors[1]["detail"]
+    assert "unitCode" in errors[2]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stamp"),
+    [
+        ("2026-11-01T10:00:00Z", "2026-11-01T10:00:00.000Z"),
+        ("2026-11-01T10:00:00.120Z", "2026-11-01T10:00:00.120Z"),
+        ("2026-11-01T11:00:00.123456+01:00", "2026-11-01T10:00:00.123Z"),
+        ("2026-11-01T10:00:00.000999", "2026-11-01T10:00:00.000Z"),
+        ("2026-11-01T10:00:00.5-02:30", "2026-11-01T12:30:00.500Z"),
+    ],
+)
+def test_observed_times_are_stamped_in_utc_milliseconds(given: str, stamp: str) -> None:
+    assert observation_stamp(given) == stamp
 
 
 @pytest.mark.parametrize(

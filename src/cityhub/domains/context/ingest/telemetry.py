@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
@@ -80,14 +80,13 @@ log = logging.getLogger("cityhub.context.ingest")
 MAX_MESSAGE_ID = 200
 MAX_ID_LENGTH = 512
 CREATE_ATTEMPTS = 3  # a new entity created concurrently by another gateway: load and apply again
-_SYSTEM = ("createdAt", "modifiedAt")
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One reading: attribute values (plain, or objects with ``value``/``unitCode``/...) by expanded name,
     observed at ``observed_at`` (``timestamp`` form, see ``observation_stamp``). ``types`` (expanded) is
-    needed only when the entity does not exist yet."""
+    needed only when the entity does not exist yet. A named tuple: a message holds thousands of readings,
+    and a tuple is made twice as fast as a frozen dataclass."""
 
     entity_id: str
     types: tuple[str, ...]
@@ -197,9 +196,14 @@ def observation_stamp(value: Any) -> str:
 
 @lru_cache(maxsize=16_384)
 def _stamp_of(value: str) -> str:
-    """Cached: the readings of a message share few distinct times; ``timestamp`` forms are only checked."""
-    parsed = parse_datetime(value, "observedAt")  # in UTC
-    return value if is_timestamp(value) else parsed.isoformat(timespec="milliseconds")[:23] + "Z"
+    """Cached: the readings of a message often share times; ``timestamp`` forms are only checked. The plain
+    ``isoformat()`` is cut to milliseconds by hand: with ``timespec`` it costs three times as much, and a
+    message can hold 50,000 distinct times."""
+    parsed = parse_datetime(value, "observedAt")  # in UTC: the text ends in +00:00
+    if is_timestamp(value):
+        return value
+    text = parsed.isoformat()  # the fraction, when there is one, has six digits
+    return (text[:23] if parsed.microsecond else text[:19] + ".000") + "Z"
 
 
 # -- storing -------------------------------------------------------------------------------------------------
@@ -352,34 +356,46 @@ class _Batch:
         return instance
 
     def _put(self, plan: _Plan, name: str, instance: Instance) -> None:
-        """Merge into the current instance (its other members stay); only the newest observation is kept."""
-        current_list = plan.document.get(name) or []
-        index = find_instance(current_list, instance.get("datasetId"))
+        """Merge into the current instance (its other members stay); only the newest observation is kept.
+
+        Runs once per reading and attribute, so each dict is built once and the lists the document shares
+        with the stored one are copied rather than changed."""
+        document = plan.document
+        current_list = document.get(name)
+        index = find_instance(current_list, instance.get("datasetId")) if current_list else None
         if index is None:
             kept = instance
             merged = {**instance, "createdAt": self.stamp, "modifiedAt": self.stamp}
-            plan.document[name] = [*current_list, merged]
+            document[name] = [*current_list, merged] if current_list else [merged]
         else:
+            assert current_list is not None
             current = current_list[index]
             if current.get("type", PROPERTY) != instance["type"]:
                 raise BadRequestData(f"attribute {name} is a {current.get('type')}, not a {instance['type']}")
-            merged = {**current, **instance, "modifiedAt": self.stamp}
             kept = {**current, **instance}
-            for member in _SYSTEM:
-                kept.pop(member, None)
+            merged = {**kept, "modifiedAt": self.stamp}
+            kept.pop("createdAt", None)
+            kept.pop("modifiedAt", None)
             if _is_newer(instance, current):
-                plan.document[name] = [*current_list[:index], merged, *current_list[index + 1 :]]
-        plan.written.setdefault(name, []).append(merged)
-        row = HistoryRow(
-            plan.entity_id,
-            name,
-            kept.get("datasetId"),
-            kept["type"],
-            kept["observedAt"],
-            instance_value_number(kept),
-            encode_json(kept),
+                replaced = current_list.copy()
+                replaced[index] = merged
+                document[name] = replaced
+        written = plan.written.get(name)
+        if written is None:
+            plan.written[name] = [merged]
+        else:
+            written.append(merged)
+        self.history.append(
+            HistoryRow(
+                plan.entity_id,
+                name,
+                kept.get("datasetId"),
+                kept["type"],
+                kept["observedAt"],
+                instance_value_number(kept),
+                encode_json(kept),
+            )
         )
-        self.history.append(row)
 
     # -- writing -------------------------------------------------------------------------------------------
 

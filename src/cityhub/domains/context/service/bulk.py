@@ -21,10 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property, lru_cache
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context.models import AttributeInstance, Entity, EntityType
@@ -56,6 +56,7 @@ SYSTEM_MEMBERS = ("createdAt", "modifiedAt")
 
 encode_json = jsontext.dumps
 _NULL = "\\N"  # COPY text format
+_BACKSLASH, _ESCAPED_BACKSLASH = "\\", "\\\\"
 _TIMESTAMP_LENGTH = len("2026-01-01T00:00:00.000Z")
 
 
@@ -75,10 +76,10 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
+class HistoryRow(NamedTuple):
     """One history row. ``observed_at`` is a ``timestamp()`` string (None: the change time); ``instance``
-    the instance's JSON text without system members (None: a deletion)."""
+    the instance's JSON text without system members (None: a deletion). A named tuple: a telemetry message
+    makes one per reading and attribute, and a tuple is made twice as fast as a frozen dataclass."""
 
     entity_id: str
     attr_iri: str
@@ -122,49 +123,54 @@ def append_history(session: Session, tenant_id: int, at: datetime, rows: Sequenc
         with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             copy.write(_copy_text(tenant_id, at, rows))
         return
-    processor = table_of(AttributeInstance).c.created_at.type.bind_processor(session.get_bind().dialect)
-    assert processor is not None
-    created = processor(at)
+    created = _sqlite_created_at(session, at)
     placeholders = ", ".join("?" for _column in HISTORY_COLUMNS)
     raw.executemany(
         f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608 - fixed names
         [
             (
                 tenant_id,
-                row.entity_id,
-                row.attr_iri,
-                row.dataset_id,
-                row.attr_type,
-                created if row.observed_at is None else _sqlite_time(row.observed_at),
+                entity_id,
+                attr_iri,
+                dataset_id,
+                attr_type,
+                created if observed_at is None else _sqlite_time(observed_at),
                 created,
-                row.value_num,
-                row.instance,
-                row.instance is None,
+                value_num,
+                instance,
+                instance is None,
             )
-            for row in rows
+            for entity_id, attr_iri, dataset_id, attr_type, observed_at, value_num, instance in rows
         ],
     )
 
 
+def _sqlite_created_at(session: Session, at: datetime) -> Any:
+    """``at`` as the SQLite driver stores it in ``created_at``: the column's bind processor gives an aware
+    datetime, which sqlite3's default adapter turns into ``isoformat(" ")`` text. Adapted here once per
+    message rather than by the driver once per row (measured: 2 ms of every 1,000 rows)."""
+    processor = table_of(AttributeInstance).c.created_at.type.bind_processor(session.get_bind().dialect)
+    assert processor is not None
+    created = processor(at)
+    return created.isoformat(" ") if isinstance(created, datetime) else created
+
+
 def _copy_text(tenant_id: int, at: datetime, rows: Sequence[HistoryRow]) -> str:
     """The rows in COPY text format. Ids, names and dataset ids are URIs without whitespace and JSON text
-    escapes control characters, so a backslash is the only character needing an escape."""
+    escapes control characters, so a backslash is the only character needing an escape. The loop runs once
+    per history row, hence the unpacking and the inlined escapes (no call per field)."""
     created = at.isoformat()
     lines = []
-    for row in rows:
-        dataset = _NULL if row.dataset_id is None else _escaped(row.dataset_id)
-        number = _NULL if row.value_num is None else repr(row.value_num)
-        instance = _NULL if row.instance is None else _escaped(row.instance)
+    for entity_id, attr_iri, dataset_id, attr_type, observed_at, value_num, instance in rows:
+        dataset = _NULL if dataset_id is None else dataset_id.replace(_BACKSLASH, _ESCAPED_BACKSLASH)
+        number = _NULL if value_num is None else repr(value_num)
+        text = _NULL if instance is None else instance.replace(_BACKSLASH, _ESCAPED_BACKSLASH)
         lines.append(
-            f"{tenant_id}\t{_escaped(row.entity_id)}\t{_escaped(row.attr_iri)}\t{dataset}\t{row.attr_type}"
-            f"\t{row.observed_at or created}\t{created}\t{number}\t{instance}"
-            f"\t{'t' if row.instance is None else 'f'}\n"
+            f"{tenant_id}\t{entity_id.replace(_BACKSLASH, _ESCAPED_BACKSLASH)}"
+            f"\t{attr_iri.replace(_BACKSLASH, _ESCAPED_BACKSLASH)}\t{dataset}\t{attr_type}"
+            f"\t{observed_at or created}\t{created}\t{number}\t{text}\t{'t' if instance is None else 'f'}\n"
         )
     return "".join(lines)
-
-
-def _escaped(value: str) -> str:
-    return value.replace("\\", "\\\\")
 
 
 def _sqlite_time(moment: str) -> str:
@@ -224,30 +230,44 @@ def update_documents(session: Session, writes: Sequence[DocumentWrite], modified
         ]
         session.execute(_UPDATE_FROM_JSON, {"rows": encode_json(rows), "modified_at": modified_at})
         return
+    _update_documents_sqlite(session, writes, modified_at)
+
+
+_DOCUMENT_COLUMNS = ("attrs", "scopes", "types", "modified_at", *GEO_COLUMNS)
+
+
+def _update_documents_sqlite(session: Session, writes: Sequence[DocumentWrite], at: datetime) -> None:
+    """One driver executemany, values converted by the columns' own bind processors, so they are stored
+    exactly as through SQLAlchemy, whose executemany costs about 10 µs more per row (in the write lock)."""
     table = table_of(Entity)
-    statement = (
-        update(table)
-        .where(table.c.pk == bindparam("b_pk"))
-        .values(
-            attrs=bindparam("b_attrs"),
-            scopes=bindparam("b_scopes"),
-            types=bindparam("b_types"),
-            modified_at=bindparam("b_modified_at"),
-            **{name: bindparam(f"b_{name}") for name in GEO_COLUMNS},
-        )
+    dialect = session.get_bind().dialect
+    encode_attrs, encode_scopes, encode_types, encode_time = (
+        _bind_processor(table, name, dialect) for name in ("attrs", "scopes", "types", "modified_at")
     )
-    rows = [
-        {
-            "b_pk": write.pk,
-            "b_attrs": write.attrs,
-            "b_scopes": write.scopes,
-            "b_types": write.types,
-            "b_modified_at": modified_at,
-            **{f"b_{name}": write.geo[name] for name in GEO_COLUMNS},
-        }
-        for write in writes
-    ]
-    session.connection().execute(statement, rows)
+    modified = encode_time(at)
+    assignments = ", ".join(f"{name} = ?" for name in _DOCUMENT_COLUMNS)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    raw.executemany(
+        f"UPDATE {table.name} SET {assignments} WHERE pk = ?",  # noqa: S608 - fixed names
+        [
+            (
+                encode_attrs(write.attrs),
+                encode_scopes(write.scopes),
+                encode_types(write.types),
+                modified,
+                *(write.geo[name] for name in GEO_COLUMNS),
+                write.pk,
+            )
+            for write in writes
+        ],
+    )
+
+
+def _bind_processor(table: Table, column: str, dialect: Any) -> Any:
+    processor = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    return processor
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,13 +338,18 @@ class StoredEntity:
     modified_at: datetime
     geo: dict[str, Any]
 
-    @cached_property
+    @property
     def created_stamp(self) -> str:
-        return timestamp(self.created_at)
+        return _timestamp(self.created_at)
 
-    @cached_property
+    @property
     def modified_stamp(self) -> str:
-        return timestamp(self.modified_at)
+        return _timestamp(self.modified_at)
+
+
+# The entities of a bulk write mostly share their creation and modification times (they were written
+# together), and a message asks for both stamps of every entity it changes.
+_timestamp = lru_cache(maxsize=1_024)(timestamp)
 
 
 def load_entities(session: Session, tenant: TenantRef, entity_ids: Iterable[str]) -> dict[str, StoredEntity]:
@@ -340,18 +365,19 @@ def load_entities(session: Session, tenant: TenantRef, entity_ids: Iterable[str]
     )
     if is_postgres(session):
         statement = statement.with_for_update()
-    return {
-        row.entity_id: StoredEntity(
-            row.pk,
-            row.entity_id,
-            list(row.types),
-            row.scopes,
-            row.attrs,
-            row.created_at,
-            row.modified_at,
-            {name: getattr(row, name) for name in GEO_COLUMNS},
+    rows = session.execute(statement).all()  # fetched at once: iterating fetches row by row
+    return {  # rows unpacked rather than read by name: this runs for every entity of a message
+        entity_id: StoredEntity(
+            pk,
+            entity_id,
+            list(types),
+            scopes,
+            attrs,
+            created,
+            modified,
+            dict(zip(GEO_COLUMNS, geo, strict=True)),
         )
-        for row in session.execute(statement)
+        for pk, entity_id, types, scopes, attrs, created, modified, *geo in rows
     }
 
 
