@@ -74,6 +74,13 @@ class Resource(Base):
     # LIKE per word instead of five, and keywords as written, not as JSON escapes)
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     source: Mapped[str] = mapped_column(String(16), default="upload")
+    # Where a polled resource's data comes from: {"url", "format", "records"} for an API, {"tenant",
+    # "entity_type", "attributes"} for the context hub; empty for uploaded files
+    source_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last poll, successful or not
+    # What opening the data removes or coarsens for the public (portal, downloads, CKAN, the open query API):
+    # {"suppress": [item], "generalise": {item: {"method": ..., ...}}, "min_group": k}
+    open_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(200))
@@ -208,3 +215,85 @@ class Objection(Base):
     corrected_version_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+APPLICATION_STATES = ("pending", "approved", "rejected")
+
+
+class OpenApplication(Base):
+    """A person's (or their organisation's) application to use a conditionally open resource (有条件开放):
+    like a department's request, the owner approves it — for a time — or rejects it with a reason by
+    ``due_at``; while approved, the applicant downloads the de-identified data."""
+
+    __tablename__ = "exchange_open_application"
+    __table_args__ = (
+        CheckConstraint(f"status IN {APPLICATION_STATES!r}", name="status"),
+        Index("ix_exchange_open_application_queue", "resource_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"))
+    account_id: Mapped[int] = mapped_column(Integer, index=True)
+    organisation: Mapped[str] = mapped_column(String(200), default="")  # the applicant's own, as they state it
+    purpose: Mapped[str] = mapped_column(Text)
+    days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+WISH_STATES = ("open", "planned", "fulfilled", "declined")
+
+
+class DataWish(Base):
+    """A citizen's request for data the city does not open yet; others vote for it, and the department it
+    is addressed to (or the operator) answers: planned, fulfilled by a resource, or declined with a reason."""
+
+    __tablename__ = "exchange_data_wish"
+    __table_args__ = (
+        CheckConstraint(f"status IN {WISH_STATES!r}", name="status"),
+        Index("ix_exchange_data_wish_board", "status", "votes"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    provider_org_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the department asked, if known
+    account_id: Mapped[int] = mapped_column(Integer)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    answer: Mapped[str | None] = mapped_column(Text)
+    resource_id: Mapped[int | None] = mapped_column(ForeignKey("exchange_resource.id"))  # when fulfilled
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataWishVote(Base):
+    """One person's vote for a data wish (one each: the primary key)."""
+
+    __tablename__ = "exchange_data_wish_vote"
+
+    wish_id: Mapped[int] = mapped_column(ForeignKey("exchange_data_wish.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+DOWNLOAD_CHANNELS = ("preview", "csv", "json", "api", "ckan")
+
+
+class OpenDownload(Base):
+    """Public reads of an open resource per day and channel (portal preview, CSV/JSON download, the open
+    query API, CKAN's datastore_search): what the decision-support dashboard counts."""
+
+    __tablename__ = "exchange_open_download"
+
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    reads: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(BigId, default=0)
