@@ -1,12 +1,13 @@
 """Writing many rows at once in the session's transaction: COPY on PostgreSQL, one prepared statement on
-SQLite — for the demo city and for loads of department data alike."""
+SQLite — for the demo city and for loads of department data alike; and reading a query's rows out as CSV
+text that PostgreSQL writes itself (COPY ... TO STDOUT)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnDefault, Integer, Table, insert, text
+from sqlalchemy import Column, ColumnDefault, Integer, Select, Table, insert, text
 from sqlalchemy.orm import Session
 
 from cityhub.kernel.db import Base, is_postgres
@@ -95,3 +96,24 @@ def insert_prepared(
     with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def copied_csv(session: Session, statement: Select[Any], chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+    """The rows of ``statement`` as CSV text (no header, ``\\n`` line ends, NULL as an empty field), written
+    by PostgreSQL's ``COPY (query) TO STDOUT``: no row passes through Python objects. PostgreSQL sends a
+    row at a time, so rows are gathered into chunks of about ``chunk_bytes`` (a write per row would be the
+    cost). PostgreSQL only; psycopg binds the statement's parameters on the client (COPY takes none)."""
+    compiled = statement.compile(bind=session.get_bind(), compile_kwargs={"render_postcompile": True})
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    gathered = bytearray()
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
+    ):
+        for row in copy:
+            gathered += row
+            if len(gathered) >= chunk_bytes:
+                yield bytes(gathered)
+                gathered.clear()
+    yield bytes(gathered)

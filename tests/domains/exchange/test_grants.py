@@ -5,6 +5,9 @@ the audit chain, whose tampering `cityhub audit verify` finds (both databases)."
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +20,7 @@ from typer.testing import CliRunner
 from cityhub.cli.main import app as cli_app
 from cityhub.domains.exchange.models import Grant
 from cityhub.kernel.models import AuditRecord
-from tests.domains.exchange.world import API, Exchange, build_exchange, published
+from tests.domains.exchange.world import API, Exchange, build_exchange, published, registered
 from tests.factories import api_key_for
 
 DISTRICTS = ("西湖区", "滨江区", "上城区", "拱墅区")
@@ -283,3 +286,44 @@ def test_a_grant_exports_its_rows_as_csv(client, database) -> None:  # type: ign
     )
     usage = client.get(f"{API}/grants/{grant_id}/usage", headers=world.consumer).json()
     assert [(u["reads"], u["rows"]) for u in usage] == [(1, 2)]
+
+
+def test_a_csv_export_quotes_and_writes_values_alike_on_either_database(client, database) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL writes the file with COPY, SQLite with the csv module: the same bytes either way."""
+    world = build_exchange(client, database)
+    items = [
+        {"name": "name", "title": "名称", "type": "string", "required": True},
+        {"name": "active", "title": "在用", "type": "boolean"},
+        {"name": "amount", "title": "金额", "type": "number"},
+        {"name": "note", "title": "备注", "type": "string"},
+    ]
+    code = registered(
+        client, world, "stats-tricky", data_items=items, sharing_class="unconditional", sharing_condition=None
+    )
+    rows = [
+        {"name": "甲, 乙", "active": True, "amount": 0.25, "note": 'say "hi"'},
+        {"name": "两行\n文字", "active": False, "amount": 12, "note": None},
+        {"name": "plain", "active": None, "amount": -3.5, "note": "末尾"},
+    ]
+    loaded_version = client.post(
+        f"{API}/resources/{code}/versions",
+        content=json.dumps(rows).encode(),
+        headers={**world.owner, "Content-Type": "application/json"},
+    )
+    assert loaded_version.status_code == 201 and loaded_version.json()["valid"], loaded_version.text
+    client.post(f"{API}/resources/{code}/status", json={"status": "published"}, headers=world.owner)
+    grant_id = _ask(client, world, code, fields=["name", "active", "amount", "note"]).json()["grant"]["id"]
+    exported = client.get(f"{API}/grants/{grant_id}/rows.csv", headers=_reader(database, world))
+    assert exported.status_code == 200, exported.text
+    assert exported.content.decode("utf-8") == (
+        "\ufeffname,active,amount,note\n"
+        '"甲, 乙",true,0.25,"say ""hi"""\n'
+        '"两行\n文字",false,12,\n'
+        "plain,,-3.5,末尾\n"
+    )
+    assert list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig")))) == [
+        ["name", "active", "amount", "note"],
+        ["甲, 乙", "true", "0.25", 'say "hi"'],
+        ["两行\n文字", "false", "12", ""],
+        ["plain", "", "-3.5", "末尾"],
+    ]
