@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._harness import fresh_database, running_server, server_env
 from bench.services_search import percentiles
 from cityhub.domains import manifests
-from cityhub.domains.exchange.models import Resource
-from cityhub.domains.exchange.service.catalogue import search_text_of
+from cityhub.domains.exchange.models import Resource, ResourceTerm
+from cityhub.domains.exchange.service.catalogue import terms_of_resource
 from cityhub.domains.identity.models import Organization
 from cityhub.domains.identity.service import orgs
 from cityhub.kernel.bulk import bulk_insert
@@ -67,6 +67,7 @@ def fill(url: str, count: int) -> None:
             topic, other = rng.choice(TOPICS), rng.choice(TOPICS)
             rows.append(
                 {
+                    "id": n + 1,
                     "code": f"ds-{n:05d}",
                     "name": f"{topic}{other}统计第{n}号",
                     "name_en": f"{topic} dataset {n}",
@@ -74,19 +75,18 @@ def fill(url: str, count: int) -> None:
                     "classification": [topic],
                     "summary": f"{topic}与{other}的数据",
                     "keywords": [topic, other],
-                    "search_text": search_text_of(
-                        f"{topic}{other}统计第{n}号",
-                        f"{topic} dataset {n}",
-                        f"{topic}与{other}的数据",
-                        f"ds-{n:05d}",
-                        [topic, other],
-                    ),
                     "created_at": now,
                     "modified_at": now,
                     **FIXED,
                 }
             )
         bulk_insert(session, Resource, rows)
+        terms = [
+            {"term": term, "resource_id": row["id"]}
+            for row in rows
+            for term in terms_of_resource(Resource(**row))
+        ]
+        bulk_insert(session, ResourceTerm, terms)
     if database.dialect == "postgresql":
         with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")

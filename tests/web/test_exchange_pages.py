@@ -129,9 +129,9 @@ def test_the_load_form_loads_a_version_and_shows_an_invalid_files_errors(
 
     wrong_kind = _post(client, page, action, {}, {"file": ("人口.txt", CSV.encode(), "text/plain")})
     assert wrong_kind.status_code == 422 and 'role="alert"' in wrong_kind.text
-    assert "Load a .csv or .json file." in wrong_kind.text
+    assert "Load a .csv, .json or .xlsx file." in wrong_kind.text
     no_file = _post(client, page, action, {"note": "忘了文件"})
-    assert no_file.status_code == 422 and "Choose a CSV or JSON file to load." in no_file.text
+    assert no_file.status_code == 422 and "Choose a CSV, JSON or Excel (.xlsx) file to load." in no_file.text
     assert 'value="忘了文件"' in no_file.text  # the note is kept
 
     as_user(client, "civil1")

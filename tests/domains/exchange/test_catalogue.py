@@ -72,6 +72,7 @@ def test_entries_are_checked(client, database) -> None:  # type: ignore[no-untyp
         resource_body(data_items=[{"name": "a", "title": "A"}, {"name": "a", "title": "B"}]),
         resource_body(data_items=[{"name": "bad name", "title": "A"}]),
         resource_body(code="空格 code"),
+        resource_body(code="requests"),  # the portal's data-request board is /data/requests
     ):
         answer = client.post(f"{API}/resources", json=body, headers=world.owner)
         assert answer.status_code == 422, body

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select, update
 
+from cityhub.domains.exchange.models import Resource
 from tests.domains.exchange.world import API, Exchange, build_exchange, loaded, published, registered
 
 ACTION = "/api/3/action/"
@@ -367,3 +369,39 @@ def test_get_and_post_at_both_paths_answer_alike_in_ckans_envelope(client, datab
     _error(client.put(ACTION + "package_list"), 405, "Method Not Allowed")
     assert "filters" in _result(_get(client, "help_show", name="datastore_search"))
     _error(_get(client, "help_show", name="package_create"), 404, "Not Found Error")
+
+
+def test_package_search_pages_by_time_as_the_database_orders(client, database) -> None:  # type: ignore[no-untyped-def]
+    """An order by time is cut from the matches in memory; it must page as the SQL order would, ties too."""
+    world = build_exchange(client, database)
+    for n in range(7):
+        published(client, world, f"stats-t{n}", name=f"人口统计{n}")
+    moments = [datetime(2026, 1, 1 + n % 3, tzinfo=UTC) for n in range(7)]  # three of a kind: ties
+    with database.unit_of_work() as session:
+        for n, moment in enumerate(moments):
+            changed = {"modified_at": moment, "created_at": moments[-1 - n]}
+            session.execute(update(Resource).where(Resource.code == f"stats-t{n}").values(**changed))
+    with database.reading() as session:
+        rows = session.execute(
+            select(Resource.id, Resource.code, Resource.modified_at, Resource.created_at)
+        ).all()
+
+    def ordered(key: Any) -> list[str]:
+        return [row.code for row in sorted(rows, key=key)]
+
+    def moment_of(value: datetime) -> float:
+        return value.timestamp()
+
+    expectations = {
+        None: ordered(lambda r: (-moment_of(r.modified_at), -r.id)),  # score desc, metadata_modified desc
+        "metadata_modified asc": ordered(lambda r: (moment_of(r.modified_at), -r.id)),
+        "metadata_created desc": ordered(
+            lambda r: (-moment_of(r.created_at), -moment_of(r.modified_at), -r.id)
+        ),
+    }
+    for sort, expected in expectations.items():
+        params = {"q": "人口", "rows": "3"} | ({"sort": sort} if sort else {})
+        pages = [_names(_result(_get(client, "package_search", start=str(n), **params))) for n in (0, 3, 6)]
+        assert [name for page in pages for name in page] == expected, sort
+    by_name = _names(_result(_get(client, "package_search", q="人口", sort="name asc", rows="7")))  # in SQL
+    assert by_name == sorted(expectations[None])

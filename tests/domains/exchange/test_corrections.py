@@ -69,6 +69,16 @@ def test_an_accepted_correction_makes_a_new_version_and_tells_every_consumer(cli
     quality = client.get(f"{API}/resources/{code}/quality").json()
     assert (quality["score"], quality["accepted"], quality["open"]) == (95, 1, 0)
     assert quality["history"][0]["status"] == "accepted"
+    # The proposed values are rows' data: the owner and the filer see them, nobody else
+    assert quality["history"][0]["proposed"] == {}
+    for viewer in (world.owner, world.consumer):
+        seen = client.get(f"{API}/resources/{code}/quality", headers=viewer).json()["history"][0]
+        assert seen["proposed"] == {"2": {"population": 552000}}
+    for viewer in (world.other, world.resident):
+        assert (
+            client.get(f"{API}/resources/{code}/quality", headers=viewer).json()["history"][0]["proposed"]
+            == {}
+        )
     again = client.post(
         f"{API}/objections/{objection['id']}/answer",
         json={"decision": "reject", "reason": "x"},
@@ -97,9 +107,18 @@ def test_objections_are_checked_and_rejections_explained(client, database) -> No
         ).status_code
         == 422
     )
+    rules = {"suppress": ["surveyed_on"], "generalise": {"population": {"method": "bucket", "width": 100000}}}
+    assert (
+        client.put(f"{API}/resources/{code}/open-rules", json=rules, headers=world.owner).status_code == 200
+    )
+    # suppressed, generalised: the resident never saw them
+    for hidden, value in (("surveyed_on", "2025-11-01"), ("population", 1187000)):
+        probe = {"rows": [1], "claim": "x", "proposed": {"1": {hidden: value}}}
+        answer = client.post(f"{API}/resources/{code}/objections", json=probe, headers=world.resident)
+        assert answer.status_code == 422, answer.text
     as_resident = client.post(
         f"{API}/resources/{code}/objections",
-        json={"rows": [1], "claim": "西湖区数据过时"},
+        json={"rows": [1], "claim": "西湖区数据过时", "proposed": {"1": {"elderly_share": 0.22}}},
         headers=world.resident,
     )
     assert as_resident.status_code == 201, as_resident.text  # open data: residents may report

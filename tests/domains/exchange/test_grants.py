@@ -327,3 +327,31 @@ def test_a_csv_export_quotes_and_writes_values_alike_on_either_database(client, 
         ["两行\n文字", "false", "12", ""],
         ["plain", "", "-3.5", "末尾"],
     ]
+
+
+def test_a_yes_no_item_filters_by_equality_and_refuses_an_order(client, database) -> None:  # type: ignore[no-untyped-def]
+    world = build_exchange(client, database)
+    items = [
+        {"name": "name", "title": "名称", "type": "string", "required": True},
+        {"name": "active", "title": "在用", "type": "boolean"},
+    ]
+    code = registered(
+        client, world, "stats-flags", data_items=items, sharing_class="unconditional", sharing_condition=None
+    )
+    client.post(
+        f"{API}/resources/{code}/versions",
+        content=b"name,active\nA,yes\nB,no\nC,\n",
+        headers={**world.owner, "Content-Type": "text/csv"},
+    )
+    client.post(f"{API}/resources/{code}/status", json={"status": "published"}, headers=world.owner)
+    ordered = _ask(
+        client, world, code, fields=["name"], row_filter=[{"field": "active", "op": "lt", "value": True}]
+    )
+    assert ordered.status_code == 422, ordered.text
+    assert ordered.json().get("field") == "active"
+    made = _ask(
+        client, world, code, fields=["name"], row_filter=[{"field": "active", "op": "eq", "value": True}]
+    )
+    assert made.status_code == 201, made.text
+    rows = client.get(f"{API}/grants/{made.json()['grant']['id']}/rows", headers=_reader(database, world))
+    assert rows.json()["rows"] == [{"name": "A"}]

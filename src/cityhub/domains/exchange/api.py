@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -13,7 +13,18 @@ from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.exchange import schemas
 from cityhub.domains.exchange.models import Version
-from cityhub.domains.exchange.service import catalogue, corrections, grants, loads, reads
+from cityhub.domains.exchange.service import (
+    applications,
+    catalogue,
+    corrections,
+    grants,
+    insight,
+    loads,
+    opening,
+    reads,
+    sources,
+    wishes,
+)
 from cityhub.domains.exchange.service.access import owned_resource
 from cityhub.domains.exchange.settings import ExchangeSettings
 from cityhub.domains.identity import CurrentPrincipal, Principal, get_organization_by_code, optional_principal
@@ -23,11 +34,12 @@ from cityhub.kernel.i18n import gettext as _
 from cityhub.kernel.jsontext import FastJSONResponse
 from cityhub.kernel.pagination import Page, Paging, fetch_page
 from cityhub.kernel.settings import domain_settings
-from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, get_database
+from cityhub.kernel.web import AppSettings, DbSession, DbWriteSession, PublicRateLimited, get_database
 
 router = APIRouter()
 Visitor = Annotated[Principal | None, Depends(optional_principal)]
-FILE_TYPES = {"text/csv": "csv", "application/json": "json"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FILE_TYPES = {"text/csv": "csv", "application/json": "json", XLSX: "xlsx"}
 
 
 def exchange_settings() -> ExchangeSettings:
@@ -52,7 +64,9 @@ def find_resources(
     provider_id = get_organization_by_code(session, provider).id if provider else None
     statement = catalogue.search(visitor, q, provider_id, sharing_class, open_class)
     rows, total = fetch_page(session, statement, paging)
-    return Page(items=catalogue.shape(session, rows), total=total, limit=paging.limit, offset=paging.offset)
+    shaped = zip(rows, catalogue.shape(session, rows), strict=True)
+    entries = [opening.entry_for(visitor, resource, entry) for resource, entry in shaped]
+    return Page(items=entries, total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.post(
@@ -69,7 +83,8 @@ def register(
 
 @router.get("/resources/{code}", response_model=schemas.ResourceOut, summary="One resource")
 def resource(code: str, session: DbSession, visitor: Visitor) -> schemas.ResourceOut:
-    return catalogue.shape(session, [catalogue.visible(session, visitor, code)])[0]
+    found = catalogue.visible(session, visitor, code)
+    return opening.entry_for(visitor, found, catalogue.shape(session, [found])[0])
 
 
 @router.put("/resources/{code}", response_model=schemas.ResourceOut, summary="Change a resource's entry")
@@ -90,6 +105,17 @@ def set_status(
     return catalogue.shape(session, [catalogue.set_status(session, principal, code, body.status)])[0]
 
 
+@router.put(
+    "/resources/{code}/open-rules",
+    response_model=schemas.ResourceOut,
+    summary="De-identification before opening: items suppressed, items generalised, the smallest group",
+)
+def set_open_rules(
+    code: str, body: schemas.OpenRules, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ResourceOut:
+    return catalogue.shape(session, [opening.set_rules(session, principal, code, body)])[0]
+
+
 # -- loads -------------------------------------------------------------------------------------------------
 
 
@@ -97,10 +123,16 @@ def set_status(
     "/resources/{code}/versions",
     response_model=schemas.VersionOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Load data as a new version: the body is the CSV or JSON file (valid: it becomes current; "
-    "invalid: kept with its report, valid=false)",
+    summary="Load data as a new version: the body is the CSV, JSON or Excel (.xlsx) file (valid: it becomes "
+    "current; invalid: kept with its report, valid=false)",
     openapi_extra={
-        "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {}}}
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
     },
 )
 async def load(
@@ -112,7 +144,9 @@ async def load(
     settings = exchange_settings()
     kind = FILE_TYPES.get(request.headers.get("content-type", "").split(";")[0].strip().lower())
     if kind is None:
-        raise ValidationProblem(_("Send the file as text/csv or application/json."), field="content-type")
+        raise ValidationProblem(
+            _("Send the file as text/csv, application/json or %(xlsx)s.", xlsx=XLSX), field="content-type"
+        )
     content = await _body(request, settings.max_upload_mb * 1024 * 1024)
     # The load runs in one pool thread with its own unit of work: it may take seconds for a large file.
     return await run_in_threadpool(
@@ -181,6 +215,48 @@ def provider_rows(
     fields = [item["name"] for item in resource.data_items]
     return schemas.RowsPageOut(
         resource=code, version=version.number, fields=fields, rows=rows, next_after=next_after
+    )
+
+
+# -- sources -----------------------------------------------------------------------------------------------
+
+
+@router.get("/resources/{code}/source", response_model=schemas.SourceOut, summary="Where the data comes from")
+def source(code: str, principal: CurrentPrincipal, session: DbSession) -> schemas.SourceOut:
+    return sources.shape(owned_resource(session, principal, code))
+
+
+@router.put(
+    "/resources/{code}/source",
+    response_model=schemas.SourceOut,
+    summary="Set where the data comes from: uploaded files, an API or an entity type of the context hub",
+)
+def set_source(
+    code: str,
+    body: Annotated[schemas.SourceIn, Body()],
+    principal: CurrentPrincipal,
+    session: DbSession,
+) -> schemas.SourceOut:
+    return sources.shape(sources.configure(session, principal, code, body))
+
+
+@router.post(
+    "/resources/{code}/poll",
+    response_model=schemas.PollOut,
+    summary="Poll the resource's API or context-hub source now (a new version unless nothing changed)",
+)
+async def poll(code: str, request: Request, principal: CurrentPrincipal) -> schemas.PollOut:
+    # Fetching may take up to source_timeout_seconds: in a pool thread, outside any transaction.
+    polled = await run_in_threadpool(
+        sources.poll, get_database(request), principal, code, exchange_settings()
+    )
+    version = polled.version
+    return schemas.PollOut(
+        resource=polled.code,
+        outcome=polled.outcome,
+        error=polled.error,
+        version=loads.shape(version, polled.current_version_id) if version is not None else None,
+        polled_at=polled.polled_at,
     )
 
 
@@ -330,3 +406,191 @@ def answer_objection(
 )
 def quality(code: str, session: DbSession, visitor: Visitor) -> schemas.QualityOut:
     return corrections.quality(session, visitor, code, utcnow())
+
+
+# -- insight -----------------------------------------------------------------------------------------------
+
+InsightDays = Annotated[
+    int, Query(ge=1, le=insight.MAX_DAYS, description="The period: this many days, ending today (UTC).")
+]
+
+
+@router.get(
+    "/insight",
+    response_model=schemas.InsightOut,
+    summary="Decision support: use of shared data, freshness, corrections, open-data downloads",
+)
+def insight_figures(
+    principal: CurrentPrincipal, session: DbSession, days: InsightDays = insight.DEFAULT_DAYS
+) -> schemas.InsightOut:
+    return insight.figures(session, principal, days, utcnow())
+
+
+# -- applications ------------------------------------------------------------------------------------------
+# A person's application to use conditionally open data (有条件开放), the owner's answer, the download.
+
+ApplicationSide = Annotated[
+    Literal["mine", "owner"], Query(description="One's own applications, or those to one's resources.")
+]
+
+
+@router.post(
+    "/resources/{code}/applications",
+    response_model=schemas.ApplicationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Apply to use a conditionally open resource (the owner answers within working days)",
+)
+def apply_for_data(
+    code: str,
+    body: schemas.ApplicationIn,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+) -> schemas.ApplicationOut:
+    now = utcnow()
+    days = exchange_settings().answer_working_days
+    made = applications.apply(session, principal, code, body, now, settings.timezone, days)
+    return applications.shape(session, [made], now)[0]
+
+
+@router.get(
+    "/applications", response_model=list[schemas.ApplicationOut], summary="Applications made, or to answer"
+)
+def application_list(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    side: ApplicationSide = "mine",
+    application_status: Annotated[
+        Literal["pending", "approved", "rejected"] | None, Query(alias="status")
+    ] = None,
+) -> list[schemas.ApplicationOut]:
+    found = applications.of_side(session, principal, side, application_status)
+    return applications.shape(session, found, utcnow())
+
+
+@router.post(
+    "/applications/{application_id}/answer",
+    response_model=schemas.ApplicationOut,
+    summary="Approve (for the days asked or fewer) or reject with a reason",
+)
+def answer_application(
+    application_id: int, body: schemas.ApplicationAnswerIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.ApplicationOut:
+    now = utcnow()
+    answered = applications.answer(session, principal, application_id, body, now)
+    return applications.shape(session, [answered], now)[0]
+
+
+@router.get(
+    "/applications/{application_id}/rows.csv",
+    summary="The applicant's download of the public data while the approval is in force (audited)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def application_csv(application_id: int, principal: CurrentPrincipal, session: DbWriteSession) -> Response:
+    resource, spool = applications.applicant_csv(session, principal, application_id, utcnow())
+    headers = {
+        "Content-Disposition": f'attachment; filename="{resource.code}-application-{application_id}.csv"',
+        "Cache-Control": "private, no-store",
+    }
+    body = applications.chunks(spool)
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+# -- wishes ------------------------------------------------------------------------------------------------
+# Citizens' data requests: filed by people, voted for, answered by the department asked.
+
+
+@router.post(
+    "/wishes",
+    response_model=schemas.WishOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask for data the city does not open yet (optionally naming the department)",
+)
+def file_wish(body: schemas.WishIn, principal: CurrentPrincipal, session: DbSession) -> schemas.WishOut:
+    return wishes.shape(session, principal, [wishes.file(session, principal, body, utcnow())])[0]
+
+
+@router.get("/wishes", response_model=Page[schemas.WishOut], summary="The board of data requests")
+def wish_board(
+    session: DbSession,
+    visitor: Visitor,
+    paging: Paging,
+    wish_status: Annotated[schemas.WishStatus | None, Query(alias="status")] = None,
+    sort: Literal["votes", "new"] = "votes",
+) -> Page[schemas.WishOut]:
+    rows, total = fetch_page(session, wishes.board(wish_status, sort), paging)
+    items = wishes.shape(session, visitor, rows)
+    return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
+
+
+@router.get("/wishes/{wish_id}", response_model=schemas.WishOut, summary="One data request")
+def one_wish(wish_id: int, session: DbSession, visitor: Visitor) -> schemas.WishOut:
+    return wishes.shape(session, visitor, [wishes.get(session, wish_id)])[0]
+
+
+@router.post("/wishes/{wish_id}/vote", response_model=schemas.WishOut, summary="Vote for a data request")
+def vote_for_wish(wish_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.WishOut:
+    return wishes.shape(session, principal, [wishes.vote(session, principal, wish_id)])[0]
+
+
+@router.delete("/wishes/{wish_id}/vote", response_model=schemas.WishOut, summary="Take one's vote back")
+def take_vote_back(wish_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.WishOut:
+    return wishes.shape(session, principal, [wishes.unvote(session, principal, wish_id)])[0]
+
+
+@router.post(
+    "/wishes/{wish_id}/answer",
+    response_model=schemas.WishOut,
+    summary="Answer a data request: planned, fulfilled by a resource, or declined with a reason",
+)
+def answer_wish(
+    wish_id: int, body: schemas.WishAnswerIn, principal: CurrentPrincipal, session: DbSession
+) -> schemas.WishOut:
+    return wishes.shape(session, principal, [wishes.answer(session, principal, wish_id, body, utcnow())])[0]
+
+
+# -- the open query API ------------------------------------------------------------------------------------
+
+OpenFilters = Annotated[
+    list[str] | None,
+    Query(
+        alias="filter",
+        max_length=20,
+        description="item:value, equal (public items shown as they are); several items: all hold, one item "
+        "several times: any of its values.",
+    ),
+]
+
+
+@router.get(
+    "/open/{code}/rows",
+    response_model=schemas.OpenRowsOut,
+    summary="The rows of an open resource as the public gets them (de-identified), a page at a time",
+    dependencies=[PublicRateLimited],
+)
+def open_rows(
+    code: str, session: DbWriteSession, paging: Paging, filters: OpenFilters = None
+) -> schemas.OpenRowsOut:
+    resource, version = opening.open_resource(session, code)
+    asked = opening.parse_filters(filters or [])
+    found = opening.public_page(session, resource, version, asked, paging.limit, paging.offset)
+    opening.count_read(session, resource.id, "api", len(found.items))
+    return found
+
+
+@router.get(
+    "/open/{code}/aggregate",
+    response_model=schemas.OpenAggregateOut,
+    summary="Counts, sums or averages of an open resource's rows by group; small groups are left out",
+    dependencies=[PublicRateLimited],
+)
+def open_aggregate(
+    code: str,
+    session: DbWriteSession,
+    group_by: Annotated[str, Query(max_length=200, description="item[,item[,item]]")],
+    measure: Annotated[str, Query(max_length=100, description="count, sum:item or avg:item")] = "count",
+) -> schemas.OpenAggregateOut:
+    resource, version = opening.open_resource(session, code)
+    found = opening.aggregate(session, resource, version, group_by, measure)
+    opening.count_read(session, resource.id, "api", len(found.groups))
+    return found

@@ -12,7 +12,7 @@ from cityhub.kernel.i18n import lazy_gettext as _l
 MANIFEST = Domain(
     name="exchange",
     title=_l("Data exchange"),
-    depends_on=("identity",),
+    depends_on=("identity", "context"),  # context: NGSI-LD entity types as resources' sources
     api="cityhub.domains.exchange.api:router",
     pages="cityhub.domains.exchange.views:router",
     extra_routers=(
@@ -27,11 +27,17 @@ MANIFEST = Domain(
     models="cityhub.domains.exchange.models",
     demo_seeder="cityhub.domains.exchange.demo:seed",
     settings=ExchangeSettings,
+    job_handlers={"exchange.sources.fetch": "cityhub.domains.exchange.jobs:fetch_source"},
     periodic_jobs=(
         PeriodicJob(
             "exchange.objections.escalate",
             timedelta(minutes=15),
             "cityhub.domains.exchange.jobs:escalate_objections",
+        ),
+        PeriodicJob(
+            "exchange.sources.poll",  # queues an exchange.sources.fetch for each resource due for a poll
+            timedelta(minutes=1),
+            "cityhub.domains.exchange.jobs:poll_sources",
         ),
     ),
     permissions=(
@@ -67,6 +73,16 @@ MANIFEST = Domain(
             permission="exchange.data.request",
             console=True,
             order=45,
+        ),
+        # The operator's way to the city's figures (department staff reach theirs from the console).
+        Tile(
+            "exchange-insight",
+            _l("Data exchange figures"),
+            "/console/exchange/insight",
+            "chart",
+            permission="exchange.catalogue.administer",
+            console=True,
+            order=46,
         ),
     ),
 )

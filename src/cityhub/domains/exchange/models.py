@@ -70,9 +70,6 @@ class Resource(Base):
     related: Mapped[list[str]] = mapped_column(JSON, default=list)  # codes of related resources
     keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     licence: Mapped[str | None] = mapped_column(String(64))
-    # Name, English name, summary, code and keywords in lower case, one text the word search reads (one
-    # LIKE per word instead of five, and keywords as written, not as JSON escapes)
-    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     source: Mapped[str] = mapped_column(String(16), default="upload")
     # Where a polled resource's data comes from: {"url", "format", "records"} for an API, {"tenant",
     # "entity_type", "attributes"} for the context hub; empty for uploaded files
@@ -86,6 +83,17 @@ class Resource(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResourceTerm(Base):
+    """The search terms of a resource's name, English name, summary, code and keywords
+    (``kernel.textsearch``: jieba words of Chinese, English words and their prefixes): a search looks its
+    words up here by index instead of scanning every entry's text."""
+
+    __tablename__ = "exchange_resource_term"
+
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"), primary_key=True, index=True)
 
 
 class Version(Base):
@@ -234,7 +242,7 @@ class OpenApplication(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     resource_id: Mapped[int] = mapped_column(ForeignKey("exchange_resource.id"))
     account_id: Mapped[int] = mapped_column(Integer, index=True)
-    organisation: Mapped[str] = mapped_column(String(200), default="")  # the applicant's own, as they state it
+    organisation: Mapped[str] = mapped_column(String(200), default="")  # as the applicant states it
     purpose: Mapped[str] = mapped_column(Text)
     days: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")

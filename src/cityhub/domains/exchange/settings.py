@@ -30,3 +30,17 @@ class ExchangeSettings(DomainSettings):
         max_length=200,
         description="Publisher of the open-data catalogue's DCAT-AP export (the platform operator's name).",
     )
+    open_min_group: int = Field(
+        5,
+        ge=2,
+        le=1_000_000,
+        description="Fewest rows a group of an open-data aggregate must have to be shown (a resource's open "
+        "rules may set its own).",
+    )
+    source_timeout_seconds: float = Field(
+        30,
+        ge=1,
+        le=600,
+        description="Longest a poll of an API-backed resource waits for the whole answer, in seconds "
+        "(connecting: at most 5); the answer is limited to max_upload_mb.",
+    )

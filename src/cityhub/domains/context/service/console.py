@@ -55,13 +55,14 @@ NAME_SUFFIX = "/name"  # the IRI tail of the entity-name attribute (core ngsi-ld
 
 
 @cache
-def _core_mapper() -> TermMapper:
+def core_mapper() -> TermMapper:
+    """The core @context's term mapper (names as a client without a @context gives them)."""
     return ContextResolver(domain_settings(ContextSettings)).mapper(None)
 
 
 def display_name(iri: str) -> str:
     """A readable name for an attribute or type IRI."""
-    compacted = _core_mapper().compact_iri(iri)
+    compacted = core_mapper().compact_iri(iri)
     if compacted != iri:
         return compacted
     tail = iri.rstrip("/#").replace("#", "/").rsplit("/", 1)[-1]

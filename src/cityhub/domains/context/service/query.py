@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, String, and_, any_, bindparam, func, or_, select, true
@@ -88,18 +88,27 @@ def check_paging(limit: int, offset: int, *, count: bool) -> None:
 
 def query_entities(session: Session, tenant: TenantRef, query: EntityQuery) -> QueryResult:
     check_paging(query.limit, query.offset, count=query.count)
-    matcher = _Matcher(query)
     matched: list[EntitySnapshot] = []
     total = 0
-    for row in _candidates(session, tenant, query):
-        if not matcher.matches(row):
-            continue
+    for row in _matching(session, tenant, query):
         if query.offset <= total < query.offset + query.limit:
             matched.append(snapshot(row))
         total += 1
         if not query.count and total >= query.offset + query.limit:
             break
     return QueryResult(matched, total if query.count else None)
+
+
+def each_entity(session: Session, tenant: TenantRef, query: EntityQuery) -> Iterator[EntitySnapshot]:
+    """Every entity the query matches, in key order, without paging (``limit`` and ``offset`` are ignored):
+    for readers that take them all, such as a table of one entity type. Read in large batches."""
+    for row in _matching(session, tenant, replace(query, count=True)):
+        yield snapshot(row)
+
+
+def _matching(session: Session, tenant: TenantRef, query: EntityQuery) -> Iterator[Entity]:
+    matcher = _Matcher(query)
+    return (row for row in _candidates(session, tenant, query) if matcher.matches(row))
 
 
 class _Matcher:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange.models import Resource
-from cityhub.domains.identity import Principal, can_citywide, get_organization, get_organization_by_code
+from cityhub.domains.identity import (
+    Notice,
+    Principal,
+    accounts_holding,
+    can_citywide,
+    get_organization,
+    get_organization_by_code,
+    notify,
+)
 from cityhub.kernel.errors import Forbidden, NotFound
 from cityhub.kernel.i18n import gettext as _
 
@@ -48,3 +58,17 @@ def resource_by_code(session: Session, code: str) -> Resource:
 
 def provider_name(session: Session, resource: Resource) -> str:
     return get_organization(session, resource.provider_org_id).name
+
+
+def staff_of(session: Session, organization_id: int | None) -> list[int]:
+    """Whom to tell about a department's case: its staff who manage its resources; for a case addressed to
+    no department, the city-wide operators."""
+    if organization_id is None:
+        return accounts_holding(session, ADMINISTER)
+    return accounts_holding(session, MANAGE, organization_id)
+
+
+def tell(session: Session, accounts: Iterable[int], notice: Notice) -> None:
+    """The same notice to each of ``accounts`` (each in their own language), in the caller's transaction."""
+    for account_id in accounts:
+        notify(session, account_id, notice)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange import schemas
-from cityhub.domains.exchange.models import Resource, Version
+from cityhub.domains.exchange.models import Resource, ResourceTerm, Version
 from cityhub.domains.exchange.service.access import (
     MANAGE,
     REQUEST,
@@ -24,7 +24,7 @@ from cityhub.kernel import audit
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Conflict, NotFound
 from cityhub.kernel.i18n import gettext as _
-from cityhub.kernel.jsondoc import escape_like
+from cityhub.kernel.textsearch import query_terms, terms_of
 
 FIELDS = (
     "name", "name_en", "classification", "summary", "format", "sharing_class", "sharing_condition",
@@ -43,6 +43,7 @@ def register(session: Session, principal: Principal, data: schemas.ResourceIn) -
     _fill(resource, data)
     session.add(resource)
     session.flush()
+    index_terms(session, resource)
     _audit(session, principal, "exchange.resource.registered", resource, data.model_dump(mode="json"))
     return resource
 
@@ -62,6 +63,7 @@ def change(session: Session, principal: Principal, code: str, data: schemas.Reso
             slug="items-fixed",
         )
     _fill(resource, data)
+    index_terms(session, resource)
     _audit(session, principal, "exchange.resource.changed", resource, data.model_dump(mode="json"))
     return resource
 
@@ -81,12 +83,21 @@ def _fill(resource: Resource, data: schemas.ResourceIn) -> None:
     for name in FIELDS:
         setattr(resource, name, getattr(data, name))
     resource.data_items = [item.model_dump() for item in data.data_items]
-    resource.search_text = search_text_of(data.name, data.name_en, data.summary, data.code, data.keywords)
     resource.modified_at = utcnow()
 
 
-def search_text_of(name: str, name_en: str | None, summary: str, code: str, keywords: list[str]) -> str:
-    return " ".join([name, name_en or "", summary, code, *keywords]).lower()
+def terms_of_resource(resource: Resource) -> set[str]:
+    """What a search finds the resource by: the terms of its name, English name, summary, code, keywords."""
+    texts = [resource.name, resource.name_en or "", resource.summary, resource.code, *resource.keywords]
+    return terms_of(" ".join(texts), prefixes=True)
+
+
+def index_terms(session: Session, resource: Resource) -> None:
+    """Replace the resource's search terms (it has its id: flushed)."""
+    session.execute(delete(ResourceTerm).where(ResourceTerm.resource_id == resource.id))
+    rows = [{"term": term, "resource_id": resource.id} for term in terms_of_resource(resource)]
+    if rows:
+        session.execute(insert(ResourceTerm), rows)
 
 
 def _has_versions(session: Session, resource: Resource) -> bool:
@@ -132,17 +143,25 @@ def search(
     provider_org_id: int | None = None,
     sharing_class: str | None = None,
     open_class: str | None = None,
+    public_classes: tuple[str, ...] = ("open",),
 ) -> Select[Resource]:
-    """Published resources matching every word (name, English name, summary, code, keywords), newest change
-    first; a department's staff also see their own drafts."""
+    """Published resources with every term of the words (``kernel.textsearch``: Chinese cut into words,
+    English words and their beginnings, in name, English name, summary, code, keywords), newest change
+    first; a department's staff also see their own drafts. Those outside departments see the published
+    resources of ``public_classes`` (the portal lists the conditionally open ones too)."""
     mine = sorted(principal.organizations(MANAGE)) if principal is not None else []
     statement = select(Resource)
     public = Resource.status == "published"
     if principal is None or not principal.has(REQUEST):
-        public = public & (Resource.open_class == "open")
+        public = public & Resource.open_class.in_(public_classes)
     statement = statement.where(or_(public, Resource.provider_org_id.in_(mine)) if mine else public)
-    for word in (words or "").split():
-        statement = statement.where(Resource.search_text.like(f"%{escape_like(word.lower())}%", escape="\\"))
+    if words and words.strip():  # words of nothing findable (stop words, punctuation) find nothing
+        terms = query_terms(words)
+        if not terms:
+            statement = statement.where(false())
+        else:  # a join, not IN: SQLite then reads the few matches by id instead of every listed entry
+            matching = _having_every_term(terms).subquery()
+            statement = statement.join(matching, matching.c.resource_id == Resource.id)
     for column, value in (
         (Resource.provider_org_id, provider_org_id),
         (Resource.sharing_class, sharing_class),
@@ -151,6 +170,16 @@ def search(
         if value is not None:
             statement = statement.where(column == value)
     return statement.order_by(Resource.modified_at.desc(), Resource.id.desc())
+
+
+def _having_every_term(terms: list[str]) -> Select[int]:
+    """The resources indexed under every one of ``terms`` (one index range per term)."""
+    return (
+        select(ResourceTerm.resource_id)
+        .where(ResourceTerm.term.in_(terms))
+        .group_by(ResourceTerm.resource_id)
+        .having(func.count() == len(terms))
+    )
 
 
 def shape(session: Session, resources: Sequence[Resource]) -> list[schemas.ResourceOut]:
@@ -175,6 +204,9 @@ def shape(session: Session, resources: Sequence[Resource]) -> list[schemas.Resou
                     "rows": version.row_count if version else 0,
                     "created_at": resource.created_at,
                     "modified_at": resource.modified_at,
+                    "open_rules": resource.open_rules or {},
+                    "source": resource.source,
+                    "polled_at": resource.polled_at,
                 }
             )
         )

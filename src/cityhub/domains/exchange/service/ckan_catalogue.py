@@ -15,10 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from itertools import chain
+from operator import attrgetter
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, false, func, not_, select
+import orjson
+from sqlalchemy import ColumnElement, String, Text, cast, false, func, not_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange.models import Resource, Version
@@ -264,7 +267,16 @@ PACKAGE_SORTS: dict[str, Any] = {
     "metadata_modified": Resource.modified_at,
     "metadata_created": Resource.created_at,
 }
+# The catalogue's own order, newest change first, after whatever a search asks for
+TIE_BREAKERS = (("metadata_modified", Resource.modified_at.desc()), ("id", Resource.id.desc()))
 RELEVANCE = "score"  # no ranking here: the default order (newest change first) stands in for it
+# Orders the page can be cut from the matches in memory (times and ids compare alike everywhere; names
+# would depend on the database's collation)
+IN_MEMORY_SORTS: dict[str, Callable[[Any], Any]] = {
+    "metadata_modified": attrgetter("modified_at"),
+    "metadata_created": attrgetter("created_at"),
+    "id": attrgetter("id"),
+}
 DEFAULT_SORT = "score desc, metadata_modified desc"
 MATCH_ALL = "*:*"
 
@@ -312,18 +324,39 @@ def _tokens(text: str, parameter: str) -> list[str]:
 
 
 def package_search(session: Session, site: Site, query: PackageQuery) -> dict[str, Any]:
-    """One pass over the matching packages gives the count and the facets (counted here: the words' LIKE
-    scan is the cost, so it runs twice — for them and for the page — not once per facet)."""
+    """One read of the matching packages gives the count, the facets and — for an order by time, CKAN's
+    default — the page (sorted here: running the term lookup again to sort would cost more)."""
     statement = catalogue.search(None, " ".join(query.words) or None)
     statement = statement.where(*(_filter(session, term) for term in query.filters))
-    matches = session.execute(
-        statement.with_only_columns(
-            Resource.provider_org_id, Resource.keywords, Resource.licence, Resource.current_version_id
-        ).order_by(None)
-    ).all()
+    # Keywords come as their JSON text, decoded here: the JSON type's per-value processing would cost more
+    # than the counting.
+    matches = [
+        Match(id_, modified, created, provider, orjson.loads(keywords) if keywords else [], licence, version)
+        for id_, modified, created, provider, keywords, licence, version in session.execute(
+            statement.with_only_columns(
+                Resource.id,
+                # As the database gives them (SQLite: fixed-width ISO text; PostgreSQL: datetimes): they sort
+                # as the times do, without a UTC datetime built for each of thousands of matches
+                type_coerce(Resource.modified_at, String),
+                type_coerce(Resource.created_at, String),
+                Resource.provider_org_id,
+                cast(Resource.keywords, Text),
+                Resource.licence,
+                Resource.current_version_id,
+            ).order_by(None)
+        )
+    ]
     facets = {name: _facet(session, matches, name, query.facet_limit) for name in query.facet_fields}
-    ordered = statement.order_by(None).order_by(*_package_order(query.sort or DEFAULT_SORT))
-    found = list(session.scalars(ordered.limit(query.rows).offset(query.start)))
+    clauses = sort_clauses(query.sort or DEFAULT_SORT, {**PACKAGE_SORTS, RELEVANCE: None})
+    if all(key == RELEVANCE or key in IN_MEMORY_SORTS for key, _descending in clauses):
+        page = _sorted(matches, clauses)[query.start : query.start + query.rows]
+        by_id = {
+            r.id: r for r in session.scalars(select(Resource).where(Resource.id.in_([m.id for m in page])))
+        }
+        found = [by_id[m.id] for m in page]
+    else:
+        ordered = statement.order_by(None).order_by(*_package_order(clauses))
+        found = list(session.scalars(ordered.limit(query.rows).offset(query.start)))
     return {
         "count": len(matches),
         "results": packages(session, site, found),
@@ -374,14 +407,28 @@ def _department_id(session: Session, code: str) -> int | None:
         return None
 
 
-def _package_order(sort: str) -> list[Any]:
-    clauses = sort_clauses(sort, {**PACKAGE_SORTS, RELEVANCE: None})
+def _package_order(clauses: list[tuple[str, bool]]) -> list[Any]:
     order = [
         PACKAGE_SORTS[key].desc() if descending else PACKAGE_SORTS[key].asc()
         for key, descending in clauses
         if key != RELEVANCE
     ]
-    return [*order, Resource.modified_at.desc(), Resource.id.desc()]  # the catalogue's order breaks ties
+    # The catalogue's order breaks ties (not repeated: a repeated key makes SQLite sort what the listing
+    # index gives in order).
+    asked = {key for key, _descending in clauses}
+    ties = [clause for key, clause in TIE_BREAKERS if key not in asked]
+    return [*order, *ties]
+
+
+def _sorted(matches: list[Match], clauses: list[tuple[str, bool]]) -> list[Match]:
+    """The matches in the order of ``clauses`` (times only), then newest change and id first, as the SQL
+    order gives them: stable sorts from the last key to the first."""
+    asked = [(key, descending) for key, descending in clauses if key != RELEVANCE]
+    keys = [*asked, *((key, True) for key, _clause in TIE_BREAKERS if key not in {k for k, _d in asked})]
+    ordered = list(matches)
+    for key, descending in reversed(keys):
+        ordered.sort(key=IN_MEMORY_SORTS[key], reverse=descending)
+    return ordered
 
 
 def sort_clauses(sort: str, known: Collection[str]) -> list[tuple[str, bool]]:
@@ -405,6 +452,18 @@ def sort_clauses(sort: str, known: Collection[str]) -> list[tuple[str, bool]]:
 FACETS = ("organization", "tags", "license_id", "res_format")
 
 
+class Match(NamedTuple):
+    """What the count, the facets and an order by time need of one matching package."""
+
+    id: int
+    modified_at: Any  # what sorts as the time: see package_search
+    created_at: Any
+    provider_org_id: int
+    keywords: list[str]
+    licence: str | None
+    current_version_id: int | None
+
+
 def check_facet_fields(names: list[str]) -> None:
     unknown = [name for name in names if name not in FACETS]
     if unknown:
@@ -418,20 +477,19 @@ def check_facet_fields(names: list[str]) -> None:
         )
 
 
-def _facet(session: Session, matches: Sequence[Any], name: str, limit: int) -> list[dict[str, Any]]:
+def _facet(session: Session, matches: Sequence[Match], name: str, limit: int) -> list[dict[str, Any]]:
     """The values of one facet over the matching packages with their counts, most frequent first (ties by
     value); ``limit`` < 0: all of them."""
     if name == "res_format":  # every package with data has the one download, a CSV file
         count = sum(1 for match in matches if match.current_version_id is not None)
         return [{"name": "CSV", "display_name": "CSV", "count": count}] if count and limit != 0 else []
-    counter: Counter[Any] = Counter()
-    for match in matches:
-        if name == "tags":
-            counter.update(match.keywords or ())
-        elif name == "organization":
-            counter[match.provider_org_id] += 1
-        else:
-            counter[match.licence or NO_LICENCE] += 1
+    counter: Counter[Any] = Counter(
+        chain.from_iterable(match.keywords for match in matches)
+        if name == "tags"
+        else (match.provider_org_id for match in matches)
+        if name == "organization"
+        else (match.licence or NO_LICENCE for match in matches)
+    )
     counts = sorted(counter.items(), key=lambda pair: (-pair[1], pair[0]))
     if limit >= 0:
         counts = counts[:limit]

@@ -5,6 +5,10 @@ filter or sort compares numbers, never their text).
 The filters are the row filter of an anonymous open-data grant (ADR 0006), compiled by the same code as
 every consumer's grant (``grants.row_conditions``): one compiler decides which rows a filter lets through.
 Rows are numbered from 1 in file order; that number is CKAN's ``_id``.
+
+Everything is de-identified by the resource's open rules (``opening``): a suppressed item is no field at all
+(in ``fields``, ``filters``, ``q`` and ``sort`` it is unknown), a generalised one is text with its public
+value, sorted by that value, and never filtered or searched on. Each search counts in the open data's reads.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from cityhub.domains.exchange.models import Grant, Resource, Row, Version
-from cityhub.domains.exchange.service import ckan_catalogue, grants
+from cityhub.domains.exchange import schemas
+from cityhub.domains.exchange.models import Resource, Row, Version
+from cityhub.domains.exchange.service import ckan_catalogue, opening
+from cityhub.domains.exchange.service.opening import Opening
 from cityhub.kernel import jsondoc
 from cityhub.kernel.errors import ValidationProblem
 from cityhub.kernel.i18n import gettext as _
@@ -34,7 +40,6 @@ CKAN_TYPES = {
     "date": "date",
     "datetime": "timestamp",
 }
-JSON_KINDS = grants.JSON_KINDS
 # CKAN's filter operators -> the grants' row-filter operators.
 FILTER_OPERATORS = {"eq": "eq", "in": "in", "gt": "gt", "gte": "ge", "lt": "lt", "lte": "le"}
 
@@ -53,25 +58,29 @@ class DatastoreQuery:
 
 def datastore_search(session: Session, query: DatastoreQuery) -> dict[str, Any]:
     resource, version = ckan_catalogue.open_download(session, query.resource_id)
-    items = {item["name"]: item for item in resource.data_items}
+    public = opening.opening_of(resource)
+    items = {item.name: item for item in public.items}
     names = _chosen_fields(query.fields, items)
     conditions = [
-        *_filter_conditions(resource, items, query.filters, session.get_bind().dialect.name),
-        *_text_conditions(session, items, query.q),
+        *_filter_conditions(resource, public, query.filters, session.get_bind().dialect.name),
+        *_text_conditions(session, public, query.q),
     ]
     rows = session.execute(
         select(Row.row_no, Row.data)
         .where(Row.version_id == version.id, *conditions)
-        .order_by(*_order(session, query.sort, items))
+        .order_by(*_order(session, query.sort, public))
         .offset(query.offset)
         .limit(query.limit)
     ).all()
+    records = []
+    for row_no, data in rows:
+        row = public.row(data)
+        records.append({name: row_no if name == ROW_ID else row[name] for name in names})
+    opening.count_read(session, resource.id, "ckan", len(records))
     result: dict[str, Any] = {
         "resource_id": query.resource_id,
         "fields": [_field(name, items) for name in names],
-        "records": [
-            {name: row_no if name == ROW_ID else data.get(name) for name in names} for row_no, data in rows
-        ],
+        "records": records,
         "records_format": "objects",
         "limit": query.limit,
         "offset": query.offset,
@@ -82,11 +91,11 @@ def datastore_search(session: Session, query: DatastoreQuery) -> dict[str, Any]:
     return result
 
 
-def _field(name: str, items: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _field(name: str, items: dict[str, schemas.OpenItemOut]) -> dict[str, Any]:
     if name == ROW_ID:
         return {"id": ROW_ID, "type": "int"}
     item = items[name]
-    return {"id": name, "type": CKAN_TYPES[item["type"]], "info": {"label": item["title"]}}
+    return {"id": name, "type": CKAN_TYPES[item.type], "info": {"label": item.title}}
 
 
 def _chosen_fields(requested: list[str] | None, items: dict[str, Any]) -> list[str]:
@@ -116,14 +125,16 @@ def _total(session: Session, version: Version, conditions: list[ColumnElement[bo
 
 
 def _filter_conditions(
-    resource: Resource, items: dict[str, Any], filters: dict[str, Any], dialect: str
+    resource: Resource, public: Opening, filters: dict[str, Any], dialect: str
 ) -> list[ColumnElement[bool]]:
     """``{field: value | [values] | {operator: value}}`` as SQL, through the grants' row-filter compiler (on
-    data items only: ``_id`` is no data item, so rows are sorted and paged by it, not filtered)."""
-    _check_known("filters", filters, items)
+    public data items shown as they are: ``_id`` is no data item, so rows are sorted and paged by it, not
+    filtered; a generalised item's raw values must not be probed)."""
+    _check_known("filters", filters, public.types)
+    opening.check_filterable(public, list(filters), "filters")
     row_filter = [condition for name, value in filters.items() for condition in _conditions(name, value)]
     try:
-        return grants.row_conditions(resource, _open_data_grant(resource, row_filter), dialect)
+        return opening.conditions_of(resource, row_filter, dialect)
     except ValidationProblem as problem:  # a value that does not fit its field's type
         raise ValidationProblem(problem.detail, field="filters") from problem
 
@@ -146,49 +157,42 @@ def _conditions(name: str, value: Any) -> list[dict[str, Any]]:
     return [{"field": name, "op": FILTER_OPERATORS[op], "value": each} for op, each in value.items()]
 
 
-def _open_data_grant(resource: Resource, row_filter: list[dict[str, Any]]) -> Grant:
-    """Everyone's grant on an open resource: every data item, the caller's filters as its row filter. It is
-    never stored; it only lets the grants' compiler read the filters."""
-    fields = [item["name"] for item in resource.data_items]
-    return Grant(resource_id=resource.id, fields=fields, row_filter=row_filter)
-
-
 # -- full text -----------------------------------------------------------------------------------------------
 
 
 def _text_conditions(
-    session: Session, items: dict[str, Any], q: str | dict[str, Any] | None
+    session: Session, public: Opening, q: str | dict[str, Any] | None
 ) -> list[ColumnElement[bool]]:
-    """Every word of ``q`` in some field of the row (``{field: words}``: in that field), as a substring
-    ignoring the case of Latin letters (Chinese has no spaces between words to match whole words by)."""
+    """Every word of ``q`` in some public field shown as it is (``{field: words}``: in that field), as a
+    substring ignoring the case of Latin letters (Chinese has no spaces between words to match whole words
+    by)."""
     if not q:
         return []
     dialect = session.get_bind().dialect.name
     if isinstance(q, dict):
-        _check_known("q", q, items)
+        _check_known("q", q, public.types)
+        opening.check_filterable(public, list(q), "q")
         return [
             jsondoc.member_contains(Row.data, name, word, dialect)
             for name, text in q.items()
             for word in str(text).split()
         ]
     return [
-        or_(*(jsondoc.member_contains(Row.data, name, word, dialect) for name in items)) for word in q.split()
+        or_(false(), *(jsondoc.member_contains(Row.data, name, word, dialect) for name in public.plain))
+        for word in q.split()
     ]
 
 
 # -- order ---------------------------------------------------------------------------------------------------
 
 
-def _order(session: Session, sort: str | None, items: dict[str, dict[str, Any]]) -> list[Any]:
+def _order(session: Session, sort: str | None, public: Opening) -> list[Any]:
     """CKAN's ``"field [asc|desc], ..."``; empty values last going up, first going down (as PostgreSQL
-    orders them, made explicit for SQLite); the row number breaks ties, so pages never overlap."""
+    orders them, made explicit for SQLite); the row number breaks ties, so pages never overlap. A generalised
+    field sorts by its public value (its raw values' order would tell more)."""
     dialect = session.get_bind().dialect.name
     order = []
-    for name, descending in ckan_catalogue.sort_clauses(sort or "", [ROW_ID, *items]):
-        column = (
-            Row.row_no
-            if name == ROW_ID
-            else jsondoc.typed_member(Row.data, name, JSON_KINDS[items[name]["type"]], dialect)
-        )
-        order.append(column.desc().nulls_first() if descending else column.asc().nulls_last())
+    for name, descending in ckan_catalogue.sort_clauses(sort or "", [ROW_ID, *public.names]):
+        for column in [Row.row_no] if name == ROW_ID else public.sql_keys(name, dialect):
+            order.append(column.desc().nulls_first() if descending else column.asc().nulls_last())
     return [*order, Row.row_no]

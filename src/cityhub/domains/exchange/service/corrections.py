@@ -21,6 +21,7 @@ from cityhub.domains.exchange.models import Grant, Objection, Resource, Row, Ver
 from cityhub.domains.exchange.service.access import ADMINISTER, MANAGE, REQUEST, acts_for, department
 from cityhub.domains.exchange.service.catalogue import visible
 from cityhub.domains.exchange.service.loads import ROW_COLUMNS, ROWS, RowChecker
+from cityhub.domains.exchange.service.opening import opening_of
 from cityhub.domains.identity import Notice, Principal, accounts_holding, get_organization, notify
 from cityhub.kernel import audit, events
 from cityhub.kernel.bulk import insert_prepared
@@ -69,6 +70,8 @@ def file(
     version = session.get_one(Version, resource.current_version_id)
     _check_rows(data.rows, version.row_count)
     _check_values(resource, data.proposed, data.rows)
+    if filer_org is None:
+        _check_public_items(resource, data.proposed)
     objection = Objection(
         resource_id=resource.id,
         version_id=version.id,
@@ -117,6 +120,19 @@ def _check_values(resource: Resource, values: dict[str, dict[str, Any]], rows: l
                 _("Not data items of this resource: %(names)s", names=", ".join(unknown)), field="proposed"
             )
         checker.convert_value(int(key), row)
+
+
+def _check_public_items(resource: Resource, values: dict[str, dict[str, Any]]) -> None:
+    """A resident knows the open data only: values only for items it shows as they are (proposing one for a
+    suppressed or generalised item would be a guess, or a probe of the hidden value)."""
+    public = opening_of(resource)
+    plain = set(public.types) - set(public.generalised)
+    hidden = sorted({name for row in values.values() for name in row} - plain)
+    if hidden:
+        raise ValidationProblem(
+            _("The open data does not show these items as they are: %(names)s", names=", ".join(hidden)),
+            field="proposed",
+        )
 
 
 # -- the owner's answer ------------------------------------------------------------------------------------
@@ -252,6 +268,31 @@ def escalate_overdue(session: Session, now: datetime, tz: str) -> int:
     return len(due)
 
 
+# -- lists -------------------------------------------------------------------------------------------------
+
+LISTED = 200
+
+
+def objections_of(
+    session: Session, principal: Principal, side: str, status: str | None = None
+) -> list[Objection]:
+    """Objections to the caller's departments' resources (``owner``), the nearest deadline first, or filed by
+    its departments (``filer``), the newest first."""
+    statement = select(Objection).limit(LISTED)
+    if side == "owner":
+        statement = (
+            statement.join(Resource, Resource.id == Objection.resource_id)
+            .where(Resource.provider_org_id.in_(principal.organizations(MANAGE)))
+            .order_by(Objection.due_at, Objection.id)
+        )
+    else:
+        filers = principal.organizations(REQUEST)
+        statement = statement.where(Objection.filer_org_id.in_(filers)).order_by(Objection.id.desc())
+    if status is not None:
+        statement = statement.where(Objection.status == status)
+    return list(session.scalars(statement))
+
+
 # -- history and quality -----------------------------------------------------------------------------------
 
 
@@ -273,8 +314,22 @@ def quality(session: Session, principal: Principal | None, code: str, now: datet
         rejected=sum(o.status == "rejected" for o in objections),
         open=sum(o.status == "open" for o in objections),
         late=late,
-        history=[shape(session, o) for o in objections[:100]],
+        history=[_shown(session, principal, resource, o) for o in objections[:100]],
     )
+
+
+def _shown(
+    session: Session, principal: Principal | None, resource: Resource, objection: Objection
+) -> schemas.ObjectionOut:
+    """An objection in the public history: the values it proposes are rows' data, so only the owner and the
+    filer see them (the history itself is for everyone who sees the resource)."""
+    out = shape(session, objection)
+    owner = principal is not None and acts_for(principal, MANAGE, resource.provider_org_id)
+    filer = principal is not None and (
+        (principal.account_id is not None and principal.account_id == objection.filer_account_id)
+        or (objection.filer_org_id is not None and objection.filer_org_id in principal.organizations(REQUEST))
+    )
+    return out if owner or filer else out.model_copy(update={"proposed": {}})
 
 
 def shape(session: Session, objection: Objection) -> schemas.ObjectionOut:

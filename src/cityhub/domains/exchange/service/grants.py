@@ -12,7 +12,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -108,8 +109,7 @@ def check_restriction(resource: Resource, fields: list[str], conditions: list[sc
         values = condition.value if condition.op == "in" else [condition.value]
         if not isinstance(values, list) or not values:
             raise ValidationProblem(_("'in' takes a list of values."), field=condition.field)
-        for value in values:
-            typed_value(types[condition.field], value, condition.field)
+        _condition(types[condition.field], condition.model_dump(), "sqlite")  # refuses what cannot compare
 
 
 def typed_value(item_type: str, value: Any, field: str) -> Any:
@@ -276,16 +276,24 @@ def _condition(item_type: str, condition: dict[str, Any], dialect: str) -> Colum
     op = condition["op"]
     if op == "in":
         return column.in_([typed_value(item_type, v, condition["field"]) for v in condition["value"]])
+    if item_type == "boolean" and op not in UNORDERED_OPS:
+        raise ValidationProblem(
+            _("%(field)s is a yes/no item: compare it with eq, ne or in.", field=condition["field"]),
+            field=condition["field"],
+        )
     value = typed_value(item_type, condition["value"], condition["field"])
-    comparisons = {
-        "eq": column == value,
-        "ne": column != value,
-        "lt": column < value,
-        "le": column <= value,
-        "gt": column > value,
-        "ge": column >= value,
-    }
-    return and_(column.is_not(None), comparisons[op])
+    return and_(column.is_not(None), COMPARISONS[op](column, value))
+
+
+UNORDERED_OPS = frozenset({"eq", "ne", "in"})
+COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
 
 
 # -- shapes ------------------------------------------------------------------------------------------------

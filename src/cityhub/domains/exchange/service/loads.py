@@ -1,6 +1,7 @@
-"""Loading a resource's data: a CSV or JSON file is read row by row, each value checked against the declared
-data items and converted to its type, and the rows stored as a new version in one transaction. A file with
-errors becomes a version too — invalid, with its report, never current — so the owner sees what to fix.
+"""Loading a resource's data: a CSV, JSON or Excel (.xlsx) file is read row by row, each value checked against
+the declared data items and converted to its type, and the rows stored as a new version in one transaction. A
+file with errors becomes a version too — invalid, with its report, never current — so the owner sees what to
+fix. Polled sources (``sources``) store their answers through the same path (``new_version``).
 
 The checks are compiled once per load (one converter per column), so a million rows take seconds; the rows
 are written in batches inside a savepoint that an invalid file rolls back.
@@ -12,12 +13,15 @@ import csv
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
+from functools import partial
 from typing import Any
 
 import orjson
+from openpyxl import load_workbook
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
@@ -41,6 +45,14 @@ Progress = Callable[[int], None]
 
 class BadValue(ValueError):
     """A value that is not of its data item's type."""
+
+
+class Unreadable(ValidationProblem):
+    """The whole file cannot be read (not text, not JSON, not a workbook...): an upload is refused (422,
+    nothing written); a polled source's answer becomes an invalid version saying why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="file")
 
 
 def _boolean(text: str) -> bool:
@@ -192,22 +204,104 @@ def _decoded(content: bytes) -> str:
             return content.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ValidationProblem(_("The file is neither UTF-8 nor GB18030 text."), field="file")
+    raise Unreadable(_("The file is neither UTF-8 nor GB18030 text."))
 
 
-def _json_rows(content: bytes, checker: RowChecker, report: Report) -> Iterator[dict[str, Any]]:
+def _json_rows(
+    content: bytes, checker: RowChecker, report: Report, records: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON array of objects; ``records``, a dotted path (``data.items``), finds the array
+    inside an object (as APIs wrap their answers)."""
     try:
         document = json.loads(_decoded(content))
     except json.JSONDecodeError as exc:
-        raise ValidationProblem(_("The file is not JSON: %(error)s", error=str(exc)), field="file") from exc
+        raise Unreadable(_("The file is not JSON: %(error)s", error=str(exc))) from exc
+    for step in (records or "").split(".") if records else ():
+        document = _member(document, step, records or "")
     if not isinstance(document, list) or not all(isinstance(row, dict) for row in document):
-        raise ValidationProblem(_("A JSON file holds an array of objects, one per row."), field="file")
-    if document:
-        checker.check_header(list(document[0]), report)
-    yield from document
+        raise Unreadable(_("A JSON file holds an array of objects, one per row."))
+    return object_rows(document, checker, report)
 
 
-READERS = {"csv": _csv_rows, "json": _json_rows}
+def _member(document: Any, step: str, path: str) -> Any:
+    """One step of a dotted path: an object's member, or a list's item by its number."""
+    if isinstance(document, dict) and step in document:
+        return document[step]
+    if isinstance(document, list) and step.isdigit() and int(step) < len(document):
+        return document[int(step)]
+    raise Unreadable(_("The JSON answer has nothing at %(path)s.", path=path))
+
+
+def object_rows(rows: list[dict[str, Any]], checker: RowChecker, report: Report) -> Iterator[dict[str, Any]]:
+    """Rows given as objects (a JSON file, a polled source): the first one's members are the header."""
+    if rows:
+        checker.check_header(list(rows[0]), report)
+    yield from rows
+
+
+def _xlsx_rows(content: bytes, checker: RowChecker, report: Report) -> Iterator[dict[str, Any]]:
+    """The first sheet of an Excel workbook, streamed (openpyxl's read-only mode): the first row names the
+    columns; typed cells (numbers, dates, booleans) become the text a CSV file would hold, so the same
+    converters check them and the report reads the same. Empty rows at the end are ignored (spreadsheet
+    programs leave formatted, empty rows behind); an empty row between rows counts, as in a CSV file."""
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as exc:
+        raise Unreadable(_("The file is not an Excel workbook (.xlsx).")) from exc
+    try:
+        cells = _sheet_rows(workbook)
+        header = [(_cell_text(value) or "").strip() for value in next(cells, ())]
+        columns = [(position, name) for position, name in enumerate(header) if name]
+        checker.check_header([name for _position, name in columns], report)
+        empty = 0
+        for values in cells:
+            if all(value is None or value == "" for value in values):
+                empty += 1
+                continue
+            for _blank in range(empty):
+                yield {}
+            empty = 0
+            yield {
+                name: _cell_text(values[position]) if position < len(values) else None
+                for position, name in columns
+            }
+    finally:
+        workbook.close()
+
+
+def _sheet_rows(workbook: Any) -> Iterator[tuple[Any, ...]]:
+    """The first sheet's rows as values; a damaged workbook found while reading is Unreadable too."""
+    try:
+        yield from workbook.worksheets[0].iter_rows(values_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError, IndexError) as exc:
+        raise Unreadable(_("The file is not an Excel workbook (.xlsx).")) from exc
+
+
+def _cell_text(value: Any) -> Any:
+    """A cell's value as CSV text: whole numbers without ``.0``, a date at midnight as a date."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return (
+            value.date().isoformat() if value.time() == time() and value.tzinfo is None else value.isoformat()
+        )
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+READERS: dict[str, Callable[..., Iterator[dict[str, Any]]]] = {
+    "csv": _csv_rows,
+    "json": _json_rows,
+    "xlsx": _xlsx_rows,
+}
+Rows = Callable[[RowChecker, Report], Iterable[dict[str, Any]]]
 
 
 def load(
@@ -222,15 +316,45 @@ def load(
 ) -> Version:
     """A new version of the resource from a file; current when it is valid."""
     resource = owned_resource(session, principal, code)
-    kind = _kind_of(file_name)
+    read = file_rows(_kind_of(file_name), content)
+    digest = hashlib.sha256(content).hexdigest()
+    return new_version(
+        session, principal, resource, "upload", file_name, digest, read, note, max_errors, progress
+    )
+
+
+def file_rows(kind: str, content: bytes, records: str | None = None) -> Rows:
+    """How to read a file of ``kind`` (csv, json, xlsx); ``records``: the path to a JSON answer's rows."""
+    if records:
+        return partial(_json_rows, content, records=records)
+    return partial(READERS[kind], content)
+
+
+def new_version(
+    session: Session,
+    principal: Principal,
+    resource: Resource,
+    source: str,
+    file_name: str,
+    sha256: str | None,
+    rows: Rows,
+    note: str = "",
+    max_errors: int = 200,
+    progress: Progress | None = None,
+    *,
+    keep_unreadable: bool = False,
+) -> Version:
+    """Check and store ``rows`` as the resource's next version (an upload's file, a polled source's answer);
+    current when valid. ``keep_unreadable``: a file that cannot be read at all becomes an invalid version
+    stating why (a poll: nobody is waiting for an error) rather than refusing the load."""
     checker = RowChecker(resource.data_items)
     report = Report(limit=max_errors)
     version = Version(
         resource_id=resource.id,
         number=_next_number(session, resource),
-        source="upload",
+        source=source,
         file_name=file_name[:200],
-        sha256=hashlib.sha256(content).hexdigest(),
+        sha256=sha256,
         valid=False,
         report={},
         note=note,
@@ -239,7 +363,12 @@ def load(
     session.add(version)
     session.flush()
     savepoint = session.begin_nested()
-    _store(session, version.id, READERS[kind](content, checker, report), checker, report, progress)
+    try:
+        _store(session, version.id, rows(checker, report), checker, report, progress)
+    except Unreadable as unreadable:
+        if not keep_unreadable:
+            raise
+        report.add(None, None, unreadable.detail or "")
     if report.error_count:
         savepoint.rollback()
     else:
@@ -256,7 +385,12 @@ def load(
         action="exchange.version.loaded" if version.valid else "exchange.version.refused",
         object_type="exchange_resource",
         object_id=resource.code,
-        details={"version": version.number, "rows": report.rows, "errors": report.error_count},
+        details={
+            "version": version.number,
+            "source": source,
+            "rows": report.rows,
+            "errors": report.error_count,
+        },
     )
     return version
 
@@ -264,7 +398,7 @@ def load(
 def _kind_of(file_name: str) -> str:
     kind = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
     if kind not in READERS:
-        raise ValidationProblem(_("Load a .csv or .json file."), field="file")
+        raise ValidationProblem(_("Load a .csv, .json or .xlsx file."), field="file")
     return kind
 
 
