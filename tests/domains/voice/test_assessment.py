@@ -12,15 +12,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from cityhub.domains.voice.models import Ticket
-from cityhub.domains.voice.service import assessment
+from cityhub.domains.voice.service import assessment, rollup
 from cityhub.kernel.db import Database, utcnow
 from cityhub.kernel.errors import ValidationProblem
+from cityhub.kernel.settings import get_settings
 from tests.domains.voice.hotline import API, Hotline, report
 
 
 def _set(database: Database, number: str, **values: object) -> None:
+    """Change a ticket behind the workflow's back, then rebuild the rollup of closed tickets as an operator
+    does after a bulk import."""
     with database.unit_of_work() as session:
         session.execute(update(Ticket).where(Ticket.number == number).values(**values))
+        rollup.rebuild(session, get_settings().timezone)
 
 
 def _crafted(client: TestClient, database: Database, hotline: Hotline) -> None:

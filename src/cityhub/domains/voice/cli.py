@@ -1,4 +1,5 @@
-"""Voice commands: `cityhub voice categories FILE` loads the classification tree (the API's JSON format)."""
+"""Voice commands: `cityhub voice categories FILE` loads the classification tree (the API's JSON format);
+`cityhub voice rollup-rebuild` counts the assessment's rollup of closed tickets afresh."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.console import Console
 
 from cityhub.domains.identity import system_principal
 from cityhub.domains.voice.schemas import CategoriesIn
-from cityhub.domains.voice.service import categories
+from cityhub.domains.voice.service import categories, rollup
 from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Problem
 from cityhub.kernel.settings import get_settings
@@ -42,3 +43,17 @@ def import_categories(
     finally:
         database.dispose()
     console.print(f"created {counts['created']}; updated {counts['updated']}")
+
+
+@voice_app.command("rollup-rebuild")
+def rebuild_rollup() -> None:
+    """Count the assessment's rollup of closed tickets afresh: after a bulk import of tickets or a change
+    of CITYHUB_TIMEZONE."""
+    settings = get_settings()
+    database = Database.from_settings(settings)
+    try:
+        with database.unit_of_work() as session:
+            counted = rollup.rebuild(session, settings.timezone)
+    finally:
+        database.dispose()
+    console.print(f"counted {counted} closed tickets")

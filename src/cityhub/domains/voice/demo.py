@@ -29,6 +29,7 @@ from cityhub.domains.voice.service import (
     knowledge,
     projects,
     proposals,
+    rollup,
     surveys,
     tickets,
 )
@@ -197,6 +198,8 @@ def seed(ctx: DemoContext) -> None:
             days=rng.randrange(0, 20),
             stage=rng.choice(("new", "signed", "replied", "closed")),
         )
+    session.flush()
+    rollup.rebuild(session, clock.tz)  # _age closes tickets behind the workflow's back
     ctx.progress.advance(task)
     seed_participation(ctx)
 

@@ -1,6 +1,7 @@
 """Voice tables: the 12345 category tree, tickets, their timeline, followers and photos, extension requests,
-the knowledge base and the emergency duty roster; participation: city projects with their ratings and
-milestones, proposals with supports, comments and moderation flags, surveys and their answers."""
+the assessment's rollup of closed tickets, the knowledge base and the emergency duty roster; participation:
+city projects with their ratings and milestones, proposals with supports, comments and moderation flags,
+surveys and their answers."""
 
 from __future__ import annotations
 
@@ -51,22 +52,23 @@ class Ticket(Base):
         Index("ix_voice_ticket_created", "created_at"),
         Index("ix_voice_ticket_nearby", "cell", "category_id", "created_at"),
         Index("ix_voice_ticket_alarm", "emergency", "acknowledged_at"),
-        # the assessment (service/assessment.py): per department, category and type, the rates' columns
-        # read from the index alone; then per local day and per community
+        # the assessment's live pass over the tickets not yet closed (service/assessment.py), by status
+        # and time received, every column it counts read from the index alone; also the rollup's rebuild
+        # (service/rollup.py), over the closed ones
         Index(
-            "ix_voice_ticket_assessment",
+            "ix_voice_ticket_assessment_live",
+            "status",
+            "created_at",
             "organization_id",
             "category_id",
             "type",
-            "created_at",
-            "status",
+            "org_unit_id",
             "sign_due_at",
             "signed_at",
             "deadline_at",
             "replied_at",
             "satisfaction",
         ),
-        Index("ix_voice_ticket_received", "created_at", "status", "organization_id", "org_unit_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -108,6 +110,44 @@ class Ticket(Base):
     alarm_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScoreRollup(Base):
+    """The assessment's counts of the closed tickets received on a local day (the city's zone), per
+    department, category and type (service/rollup.py): kept in the transaction that closes a ticket.
+    ``organization_id`` 0 stands for no department: a NULL would never conflict in the key, so the
+    counting upsert would add rows instead of adding up."""
+
+    __tablename__ = "voice_assessment_rollup"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # rows kept in key order: a period is one range
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    category_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # named as the fields of service.assessment.Scores, which both passes fill by name
+    received: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[int] = mapped_column(Integer)
+    sign_due: Mapped[int] = mapped_column(Integer)
+    signed_in_time: Mapped[int] = mapped_column(Integer)
+    judged: Mapped[int] = mapped_column(Integer)
+    answered_in_time: Mapped[int] = mapped_column(Integer)
+    due: Mapped[int] = mapped_column(Integer)
+    callbacks: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+
+
+class CommunityRollup(Base):
+    """The closed tickets received on a local day per community and department, for the heat map
+    (service/rollup.py); tickets outside every community are not in it. ``organization_id`` 0: none."""
+
+    __tablename__ = "voice_assessment_community_rollup"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    org_unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    organization_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    closed: Mapped[int] = mapped_column(Integer)
 
 
 class TicketEvent(Base):

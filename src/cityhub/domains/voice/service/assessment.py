@@ -25,34 +25,37 @@ A rate with nothing to divide by is ``None``, not zero; rates are rounded to 4 d
 Also: received and closed per local day, received per top-level category and per type, and a heat map
 (received and closed per community, at its centre; tickets with a community only).
 
-Everything is aggregated in the database and only groups come back; the statements are shaped for the
-indexes so that no pass sorts the period's tickets (``GROUP BY`` over an index in its order):
+Everything is aggregated in the database and only groups come back. The closed tickets come from the
+rollup kept in the transaction that closes each one (service/rollup.py: a closed ticket is final, so its
+counts never change), the others from a live pass over them:
 
-- per (department, category, type): ``ix_voice_ticket_assessment`` (``organization_id, category_id, type,
-  created_at, status`` and the rates' columns), probed with the lists of departments, categories and
-  types, read from the index alone; departments, categories (top-level branches) and types are summed from
-  these groups. The operator's department list comes from index seeks (``min(organization_id) > x``);
-- per local day and per community, in one pass: for each day, ``GROUP BY org_unit_id`` over its [midnight,
-  midnight) range of ``ix_voice_ticket_received`` (``created_at, status, organization_id, org_unit_id``), the
-  midnights computed in the city's zone, so the same SQL is exact on SQLite and PostgreSQL whatever the
-  zone; a day is the sum of its communities (the tickets with none as the NULL group), a community the sum
-  of its days. SQLite sorts to group: a day's tickets sorted at a time cost far less than a quarter's at
-  once (measured: the one-statement ``GROUP BY org_unit_id`` was a third of a quarter's time).
+- per (department, category, type): the rollup's rows of the period's days (``voice_assessment_rollup``,
+  keyed by day first), plus one ``GROUP BY`` over the tickets not closed received in the period, read
+  from ``ix_voice_ticket_assessment_live`` (``status, created_at`` and every column counted) alone;
+  departments, categories (top-level branches) and types are summed from these groups;
+- per local day: the rollup's days, plus the live tickets' counted per day;
+- per community: the community rollup's rows of the period (``voice_assessment_community_rollup``), plus,
+  for the live tickets, a ``GROUP BY org_unit_id`` over each day's [midnight, midnight) range of the same
+  index, the midnights computed in the city's zone, so the same SQL is exact on SQLite and PostgreSQL
+  whatever the zone; a live day is the sum of its communities (the tickets with none as the NULL group).
+  SQLite sorts to group: a day's tickets sorted at a time cost far less than a period's at once.
+
+The rollup's days are the city's (``CITYHUB_TIMEZONE``), the zone every period is taken in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from cityhub.domains.identity import Principal, get_organization, get_organization_by_code, get_unit
-from cityhub.domains.voice.models import TICKET_TYPES, Category, Ticket
+from cityhub.domains.identity import Principal, get_organization_by_code, get_unit, organizations_by_id
+from cityhub.domains.voice.models import Category, CommunityRollup, ScoreRollup, Ticket
+from cityhub.domains.voice.service.rollup import LIVE_STATUSES, score_counts
 from cityhub.domains.voice.service.tickets import is_operator
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Forbidden, ValidationProblem
@@ -60,7 +63,6 @@ from cityhub.kernel.i18n import gettext as _
 
 VIEW = "voice.assessment.view"
 MAX_DAYS = 400
-SATISFIED_LEVEL = 4
 PRESETS = ("month", "last_month", "quarter", "custom")
 RATE_GOOD, RATE_FAIR = 0.9, 0.75  # the dashboard's colours: good at or above, fair at or above, poor below
 
@@ -180,22 +182,21 @@ def assess(
     """The figures the caller may see: the operator every department and the city (or one department),
     a department's staff their own department(s)."""
     scope = _scope(session, principal, department)
-    received = [Ticket.created_at >= period.start, Ticket.created_at < period.end, Ticket.status != "merged"]
-    in_scope = [] if scope is None else [Ticket.organization_id.in_(scope)]
     found = Assessment(period)
     by_department: dict[int | None, Scores] = {}
     by_category: dict[int, int] = {}
     by_type: dict[str, int] = {}
-    for organization_id, category_id, ticket_type, scores in _scores(session, scope, received):
+    for (organization_id, category_id, ticket_type), scores in _scores(session, period, scope).items():
         by_department.setdefault(organization_id, Scores()).add(scores)
         by_category[category_id] = by_category.get(category_id, 0) + scores.received
         by_type[ticket_type] = by_type.get(ticket_type, 0) + scores.received
+    organizations = organizations_by_id(session, (key for key in by_department if key is not None))
     for organization_id, scores in sorted(
         by_department.items(), key=lambda pair: (-pair[1].received, pair[0] or 0)
     ):
         if organization_id is None:
             continue
-        organization = get_organization(session, organization_id)
+        organization = organizations[organization_id]
         found.departments.append(
             {"department": organization.code, "name": organization.name, **scores.as_json()}
         )
@@ -205,7 +206,7 @@ def assess(
             total.add(scores)
         waiting = by_department.get(None)
         found.city = {**total.as_json(), "undispatched": waiting.received if waiting else 0}
-    found.daily, per_unit = _per_day_and_community(session, period, in_scope)
+    found.daily, per_unit = _per_day_and_community(session, period, scope)
     found.categories = _branches(session, by_category)
     found.types = dict(sorted(by_type.items()))
     found.communities = _communities(session, per_unit)
@@ -231,108 +232,101 @@ def _scope(session: Session, principal: Principal, department: str | None) -> li
     return mine
 
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    """``count(*) FILTER (WHERE …)`` (PostgreSQL; SQLite ≥ 3.30): on SQLite a fifth faster than SUM(CASE)."""
-    return func.count().filter(condition)
-
-
 def _scores(
-    session: Session, scope: list[int] | None, received: Sequence[ColumnElement[bool]]
-) -> list[tuple[int | None, int, str, Scores]]:
-    """The counts per (department, category, type): one pass over ix_voice_ticket_assessment, probed with
-    the departments, categories and types (and the tickets with no department, for the operator)."""
-    now = utcnow()
-    signed = Ticket.signed_at.is_not(None)
-    replied = Ticket.replied_at.is_not(None)
-    closed = Ticket.status == "closed"
-    counts = (
-        func.count(),
-        _count(closed),
-        _count(or_(signed, Ticket.sign_due_at < now)),  # for a department (see below)
-        _count(Ticket.signed_at <= Ticket.sign_due_at),
-        _count(or_(replied, Ticket.deadline_at < now)),
-        _count(Ticket.replied_at <= Ticket.deadline_at),  # NULL (not answered) is not counted
-        _count(or_(closed, Ticket.deadline_at < now)),
-        func.count(Ticket.satisfaction),
-        _count(Ticket.satisfaction >= SATISFIED_LEVEL),
+    session: Session, period: Period, scope: list[int] | None
+) -> dict[tuple[int | None, int, str], Scores]:
+    """The counts per (department, category, type): the rollup's closed tickets of the period's days plus
+    one pass over the period's tickets not closed."""
+    counts = score_counts(utcnow())
+    rolled = select(
+        ScoreRollup.organization_id,
+        ScoreRollup.category_id,
+        ScoreRollup.type,
+        *(func.sum(getattr(ScoreRollup, name)) for name in counts),
+    ).where(ScoreRollup.day >= period.first, ScoreRollup.day <= period.last)
+    live = select(Ticket.organization_id, Ticket.category_id, Ticket.type, *counts.values()).where(
+        *_live(scope), *_received(period.start, period.end)
     )
-    categories = list(session.scalars(select(Category.id)))
-    departments = scope if scope is not None else _departments_with_tickets(session)
-    wanted = [Ticket.organization_id.in_(departments)] if departments else []
-    if scope is None:
-        wanted.append(Ticket.organization_id.is_(None))
-    found = []
-    for department in wanted:
-        statement = (
-            select(Ticket.organization_id, Ticket.category_id, Ticket.type, *counts)
-            .where(
-                department,
-                Ticket.category_id.in_(categories),
-                Ticket.type.in_(TICKET_TYPES),
-                *received,
-            )
-            .group_by(Ticket.organization_id, Ticket.category_id, Ticket.type)
-        )
+    if scope is not None:
+        rolled = rolled.where(ScoreRollup.organization_id.in_(scope))
+    totals: dict[tuple[int | None, int, str], list[int]] = {}
+    nothing = [0] * len(counts)
+    for statement in (
+        rolled.group_by(ScoreRollup.organization_id, ScoreRollup.category_id, ScoreRollup.type),
+        live.group_by(Ticket.organization_id, Ticket.category_id, Ticket.type),
+    ):
         for organization_id, category_id, ticket_type, *values in session.execute(statement):
-            scores = Scores(*(int(value or 0) for value in values))
-            if organization_id is None:  # no department to respond: not in the response rate
-                scores.sign_due = scores.signed_in_time = 0
-            found.append((organization_id, category_id, ticket_type, scores))
+            key = (organization_id or None, category_id, ticket_type)  # the rollup's 0 is no department
+            totals[key] = [int(a + b) for a, b in zip(totals.get(key, nothing), values, strict=True)]
+    found = {key: Scores(**dict(zip(counts, values, strict=True))) for key, values in totals.items()}
+    for (organization_id, _category, _type), scores in found.items():
+        if organization_id is None:  # no department to respond: not in the response rate
+            scores.sign_due = scores.signed_in_time = 0
     return found
 
 
-def _departments_with_tickets(session: Session) -> list[int]:
-    """Every department that has tickets, by index seeks (one per department, not a scan)."""
-    found: list[int] = []
-    while True:
-        following = select(func.min(Ticket.organization_id)).where(Ticket.organization_id.is_not(None))
-        if found:
-            following = following.where(Ticket.organization_id > found[-1])
-        organization_id = session.scalar(following)
-        if organization_id is None:
-            return found
-        found.append(organization_id)
+def _live(scope: list[int] | None) -> list[ColumnElement[bool]]:
+    """The tickets not closed (nor merged) of the scope; with a range of ``created_at``, ranges of
+    ix_voice_ticket_assessment_live."""
+    live: list[ColumnElement[bool]] = [Ticket.status.in_(LIVE_STATUSES)]
+    return live if scope is None else [*live, Ticket.organization_id.in_(scope)]
+
+
+def _received(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Ticket.created_at >= start, Ticket.created_at < end
 
 
 DAYS_PER_STATEMENT = 100
 
 
 def _per_day_and_community(
-    session: Session, period: Period, in_scope: Sequence[ColumnElement[bool]]
+    session: Session, period: Period, scope: list[int] | None
 ) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
-    """Received and closed per local day, and per community: an aggregate per community over each day's
-    range, as one UNION ALL. The days are summed from their communities (the tickets with none included,
-    as the NULL group); the communities from their days. Each member sorts only its day's tickets: one
-    GROUP BY org_unit_id over the whole period would sort them all at once, several times slower on
-    SQLite."""
+    """Received and closed per local day, and per community (``[received, closed]`` by unit id). The closed
+    tickets from the rollups; the others by an aggregate per community over each day's range, as one
+    UNION ALL, each day summed from its communities (the tickets with none included, as the NULL group).
+    Each member sorts only its day's tickets: one GROUP BY org_unit_id over the whole period would sort
+    them all at once, several times slower on SQLite."""
     zone = ZoneInfo(period.tz)
     days = period.days()
-    daily = [[0, 0] for _ in days]
+    daily = {day: [0, 0] for day in days}
     per_unit: dict[int, list[int]] = {}
-    closed = _count(Ticket.status == "closed")
+    rolled_days = select(ScoreRollup.day, func.sum(ScoreRollup.received), func.sum(ScoreRollup.closed)).where(
+        ScoreRollup.day >= period.first, ScoreRollup.day <= period.last
+    )
+    # grouped in the key's order (day first), the units summed here: no sort of the period's rows
+    rolled_units = select(CommunityRollup.org_unit_id, func.sum(CommunityRollup.closed)).where(
+        CommunityRollup.day >= period.first, CommunityRollup.day <= period.last
+    )
+    if scope is not None:
+        rolled_days = rolled_days.where(ScoreRollup.organization_id.in_(scope))
+        rolled_units = rolled_units.where(CommunityRollup.organization_id.in_(scope))
+    for day, received, closed in session.execute(rolled_days.group_by(ScoreRollup.day)):
+        daily[day] = [int(received), int(closed)]
+    for community, closed in session.execute(
+        rolled_units.group_by(CommunityRollup.day, CommunityRollup.org_unit_id)
+    ):
+        unit = per_unit.setdefault(community, [0, 0])
+        unit[0] += int(closed)  # received, and closed: the rollup holds closed tickets only
+        unit[1] += int(closed)
+    live = _live(scope)  # built once: dozens of days would build it again each
     for first in range(0, len(days), DAYS_PER_STATEMENT):
         parts = []
         for index in range(first, min(first + DAYS_PER_STATEMENT, len(days))):
             start = datetime.combine(days[index], time(), zone)
             end = datetime.combine(days[index] + timedelta(days=1), time(), zone)
             parts.append(
-                select(literal(index), Ticket.org_unit_id, func.count(), closed)
-                .where(
-                    Ticket.created_at >= start, Ticket.created_at < end, Ticket.status != "merged", *in_scope
-                )
+                select(literal(index), Ticket.org_unit_id, func.count())
+                .where(*live, *_received(start, end))
                 .group_by(Ticket.org_unit_id)
             )
-        for index, unit_id, received, closed_count in session.execute(union_all(*parts)):
-            counts = (int(received or 0), int(closed_count or 0))
-            day = daily[int(index)]
-            day[0] += counts[0]
-            day[1] += counts[1]
+        for day_index, unit_id, received in session.execute(union_all(*parts)):
+            daily[days[int(day_index)]][0] += int(received)
             if unit_id is not None:
-                unit = per_unit.setdefault(int(unit_id), [0, 0])
-                unit[0] += counts[0]
-                unit[1] += counts[1]
+                per_unit.setdefault(int(unit_id), [0, 0])[0] += int(received)
     series = [
-        {"day": day.isoformat(), "received": daily[n][0], "closed": daily[n][1]} for n, day in enumerate(days)
+        {"day": day.isoformat(), "received": received, "closed": closed}
+        for day, (received, closed) in daily.items()
     ]
     return series, per_unit
 

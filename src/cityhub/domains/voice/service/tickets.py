@@ -2,7 +2,8 @@
 reopen; merge of duplicates; deadlines in working days of the Chinese calendar.
 
 Every transition is one conditional update from the expected status (two staff clicking at once cannot both
-move a ticket), leaves a timeline event and an audit record, and tells the reporter what changed.
+move a ticket), leaves a timeline event and an audit record, and tells the reporter what changed. Closing a
+ticket counts it into the assessment's rollup in the same transaction (service/rollup.py).
 Who sees a ticket: its reporter, the department it is dispatched to, and the operator; the reporter's name
 and phone are shown to the latter two only.
 """
@@ -42,7 +43,7 @@ from cityhub.domains.voice.models import (
     Ticket,
     TicketEvent,
 )
-from cityhub.domains.voice.service import alarm
+from cityhub.domains.voice.service import alarm, rollup
 from cityhub.domains.voice.service.alarm import DISPATCH, HANDLE
 from cityhub.domains.voice.service.categories import checked_answers
 from cityhub.domains.voice.settings import VoiceSettings
@@ -307,6 +308,7 @@ def _complete(filing: Filing, principal: Principal, draft: _Draft, clock: Clock)
         draft.photos.attach(session, ticket, draft.pictures)
     if draft.article is not None:
         _answer_from(session, principal, ticket, draft.article, ticket.created_at)
+        rollup.count_closed(session, ticket, clock.tz)
     elif ticket.emergency:
         alarm.sound(session, ticket, draft.category.name_zh)
     details = {"channel": ticket.channel, "type": ticket.type, "category": draft.category.code}
@@ -513,6 +515,7 @@ def callback(
     now = utcnow()
     if given.level >= SATISFIED:
         _move(session, ticket, ("replied",), "closed", satisfaction=given.level, closed_at=now)
+        rollup.count_closed(session, ticket, clock.tz)
         to_status = "closed"
     else:
         deadline = _deadline(now, clock.settings.reopen_days, clock.tz)
@@ -582,10 +585,19 @@ def decide_extension(
     extension.status = "approved" if given.approve else "refused"
     extension.decided_by, extension.decided_at = principal.actor, utcnow()
     if given.approve:
+        # The deadline decides whether a closed ticket was answered in time: its counts leave the rollup
+        # and come back with the new one. The row is locked first, so that a callback closing it meanwhile
+        # waits and counts it with the new deadline.
+        locked = select(Ticket.status).where(Ticket.id == ticket.id).with_for_update()
+        closed = session.scalar(locked) == rollup.SETTLED
+        if closed:
+            rollup.count_closed(session, ticket, clock.tz, -1)
         due_day = (ticket.deadline_at - timedelta(microseconds=1)).astimezone(ZoneInfo(clock.tz)).date()
         new_day = add_workdays(due_day, extension.days, clock.tz)
         ticket.deadline_at = _deadline(new_day, 0, clock.tz)
         ticket.warned_at = ticket.escalated_at = None
+        if closed:
+            rollup.count_closed(session, ticket, clock.tz)
     _event(
         session,
         ticket,
