@@ -1,6 +1,7 @@
 """The demo city's data exchange: a few resources of the demo departments with generated data, loaded and
 published — an open register of elderly-care homes, a conditionally shared table of social-insurance
-enrolment by district, and an open list of bus stops."""
+enrolment by district, and an open list of bus stops whose coordinates the public gets coarsened — and
+residents' data requests on the board, with their votes and one answer."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import io
 from typing import Any
 
 from cityhub.domains.exchange import schemas
-from cityhub.domains.exchange.service import catalogue, loads
+from cityhub.domains.exchange.service import catalogue, loads, opening, wishes
 from cityhub.domains.exchange.service.access import ADMINISTER
-from cityhub.domains.identity import system_principal, units_in_scope
+from cityhub.domains.identity import Principal, account_holders, system_principal, units_in_scope
+from cityhub.kernel.db import utcnow
 from cityhub.kernel.demo import DemoContext
 
 DISTRICT = "district"
@@ -51,6 +53,40 @@ def seed(ctx: DemoContext) -> None:
         loads.load(ctx.session, principal, resource.code, f"{resource.code}.csv", _csv(body, rows))
         catalogue.set_status(ctx.session, principal, resource.code, "published")
         ctx.progress.advance(task)
+    # Stops are public places, but three decimals (about 100 m) are all a timetable app needs
+    coarse = {"generalise": {axis: {"method": "bucket", "width": 0.001} for axis in ("lon", "lat")}}
+    opening.set_rules(ctx.session, principal, "transport-bus-stops", schemas.OpenRules.model_validate(coarse))
+    _data_requests(ctx, principal)
+
+
+WISHES = (
+    ("各小区电梯维保记录", "希望公开老旧小区加装电梯的维保和年检记录，方便业主监督。", "dept-housing"),
+    (
+        "公共充电桩实时空闲情况",
+        "开放全市公共充电桩的位置和实时空闲数据，方便新能源车主找桩。",
+        "dept-transport",
+    ),
+    ("学校学位预警信息", "按学区公开各小学的学位余量预警，帮助家长提前规划。", None),
+)
+
+
+def _data_requests(ctx: DemoContext, operator: Principal) -> None:
+    """Three residents' data requests with votes from other residents; the transport bureau's is planned."""
+    people = [
+        Principal("account", account_id, f"account:{account_id}", person.id, ())
+        for account_id, person in account_holders(ctx.session, 24)
+    ]
+    if not people:
+        return
+    now = utcnow()
+    for n, (title, description, department) in enumerate(WISHES):
+        body = schemas.WishIn(title=title, description=description, department=department)
+        wish = wishes.file(ctx.session, people[n % len(people)], body, now)
+        for voter in ctx.rng.sample(people, k=ctx.rng.randrange(len(people) // 3, len(people) + 1)):
+            wishes.vote(ctx.session, voter, wish.id)
+        if department == "dept-transport":
+            answer = schemas.WishAnswerIn(decision="planned", answer="已列入明年开放计划，先开放充电站位置。")
+            wishes.answer(ctx.session, operator, wish.id, answer, now)
 
 
 def _districts(ctx: DemoContext) -> list[str]:
