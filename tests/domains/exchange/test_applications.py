@@ -17,11 +17,10 @@ from cityhub.domains.exchange.api import exchange_settings
 from cityhub.domains.exchange.models import OpenApplication, Resource
 from cityhub.domains.exchange.service import applications
 from cityhub.domains.identity import account_id_of
-from cityhub.domains.identity.models import Notification
 from cityhub.domains.identity.service.accounts import principal_for_account
 from cityhub.kernel.models import AuditRecord
 from cityhub.kernel.workdays import workday_deadline
-from tests.domains.exchange.world import API, Exchange, build_exchange, published
+from tests.domains.exchange.world import API, Exchange, account, build_exchange, notices, published
 from tests.factories import api_key_for
 from tests.web.factories import HTML, as_user, page_of, post_form
 
@@ -37,16 +36,6 @@ def _answer(client, application_id: int, headers: dict[str, str], **body: Any): 
     return client.post(f"{API}/applications/{application_id}/answer", json=body, headers=headers)
 
 
-def _notices(database, topic: str) -> list[int]:  # type: ignore[no-untyped-def]
-    with database.reading() as session:
-        return sorted(session.scalars(select(Notification.account_id).where(Notification.topic == topic)))
-
-
-def _account(database, username: str) -> int:  # type: ignore[no-untyped-def]
-    with database.reading() as session:
-        return account_id_of(session, username)
-
-
 def test_an_application_is_approved_and_its_applicant_downloads_the_data(client, database) -> None:  # type: ignore[no-untyped-def]
     world = build_exchange(client, database)
     code = published(client, world, **CONDITIONAL)
@@ -59,7 +48,7 @@ def test_an_application_is_approved_and_its_applicant_downloads_the_data(client,
         "resident",
     )
     assert application["valid_until"] is None and application["in_force"] is False
-    assert _notices(database, "exchange.application") == [_account(database, "stats1")]  # the owner's staff
+    assert notices(database, "exchange.application") == [account(database, "stats1")]  # the owner's staff
     again = _apply(client, world, code)
     assert again.status_code == 409 and again.json()["type"].endswith("pending")
 
@@ -83,7 +72,7 @@ def test_an_application_is_approved_and_its_applicant_downloads_the_data(client,
     assert answer["state"] == "approved" and answer["in_force"] is True
     assert before + timedelta(days=10) <= valid_until <= datetime.now(UTC) + timedelta(days=10)
     assert _answer(client, application["id"], world.owner, decision="reject", reason="x").status_code == 409
-    assert _notices(database, "exchange.application.answered") == [_account(database, "resident")]
+    assert notices(database, "exchange.application.answered") == [account(database, "resident")]
 
     download = client.get(url, headers=world.resident)
     assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")

@@ -11,10 +11,9 @@ from sqlalchemy import select
 
 from cityhub.domains.exchange.models import Objection
 from cityhub.domains.exchange.service import corrections
-from cityhub.domains.identity.models import Notification
 from cityhub.kernel.models import OutboxEvent
 from cityhub.kernel.workdays import workday_deadline
-from tests.domains.exchange.world import API, Exchange, build_exchange, published
+from tests.domains.exchange.world import API, Exchange, build_exchange, notices, published
 from tests.factories import make_user
 
 
@@ -22,11 +21,6 @@ def _grant(client, world: Exchange, code: str, headers: dict[str, str], consumer
     body = {"consumer": consumer, "purpose": "业务", "fields": ["district", "population"]}
     made = client.post(f"{API}/resources/{code}/requests", json=body, headers=headers)
     assert made.status_code == 201 and made.json()["status"] == "approved", made.text
-
-
-def _notices(database, topic: str) -> list[int]:  # type: ignore[no-untyped-def]
-    with database.reading() as session:
-        return sorted(session.scalars(select(Notification.account_id).where(Notification.topic == topic)))
 
 
 def test_an_accepted_correction_makes_a_new_version_and_tells_every_consumer(client, database) -> None:  # type: ignore[no-untyped-def]
@@ -40,7 +34,7 @@ def test_an_accepted_correction_makes_a_new_version_and_tells_every_consumer(cli
     assert filed.status_code == 201, filed.text
     objection = filed.json()
     assert objection["status"] == "open" and objection["version"] == 1
-    assert len(_notices(database, "exchange.objection.filed")) == 1  # the owner's staff member
+    assert len(notices(database, "exchange.objection.filed")) == 1  # the owner's staff member
     refused = client.post(
         f"{API}/objections/{objection['id']}/answer",
         json={"decision": "accept", "reason": "x"},
@@ -59,8 +53,8 @@ def test_an_accepted_correction_makes_a_new_version_and_tells_every_consumer(cli
     rows = client.get(f"{API}/resources/{code}/rows", headers=world.owner).json()["rows"]
     assert [row["population"] for row in rows] == [1187000, 552000, 1326000]
     assert rows[1]["district"] == "滨江区"  # the other values of the row stay
-    assert len(_notices(database, "exchange.objection.corrected")) == 2  # civil and health staff
-    assert _notices(database, "exchange.objection.answered") != []  # the filer
+    assert len(notices(database, "exchange.objection.corrected")) == 2  # civil and health staff
+    assert notices(database, "exchange.objection.answered") != []  # the filer
     with database.reading() as session:
         event = session.scalars(
             select(OutboxEvent).where(OutboxEvent.type == "exchange.resource_corrected")
@@ -166,7 +160,7 @@ def test_an_overdue_objection_is_escalated_once_across_a_holiday(client, databas
         assert corrections.escalate_overdue(session, late, "Asia/Shanghai") == 1
     with database.unit_of_work() as session:
         assert corrections.escalate_overdue(session, late, "Asia/Shanghai") == 0  # once
-    overdue = _notices(database, "exchange.objection.overdue")
+    overdue = notices(database, "exchange.objection.overdue")
     assert len(overdue) == 3  # the owner's staff member, operator1 and operator2
     quality = client.get(f"{API}/resources/{code}/quality", headers=world.owner).json()
     assert quality["late"] == 1 and quality["history"][0]["escalated_at"] is not None

@@ -13,12 +13,11 @@ from sqlalchemy import func, select
 
 from cityhub.domains.exchange.models import DataWish, DataWishVote
 from cityhub.domains.exchange.service import wishes
-from cityhub.domains.identity import Principal, account_id_of
-from cityhub.domains.identity.models import Notification
+from cityhub.domains.identity import Principal
 from cityhub.kernel.db import Database
 from cityhub.kernel.errors import Conflict
 from cityhub.kernel.models import AuditRecord
-from tests.domains.exchange.world import API, Exchange, build_exchange, published
+from tests.domains.exchange.world import API, Exchange, account, build_exchange, notices, published
 from tests.web.factories import HTML, as_user, csrf_token, page_of, post_form
 
 WISH = {"title": "公共停车场实时空位", "description": "希望开放各停车场的实时空位数据，方便出行。"}
@@ -32,23 +31,13 @@ def _answer(client, wish_id: int, headers: dict[str, str], **body: Any):  # type
     return client.post(f"{API}/wishes/{wish_id}/answer", json=body, headers=headers)
 
 
-def _notices(database, topic: str) -> list[int]:  # type: ignore[no-untyped-def]
-    with database.reading() as session:
-        return sorted(session.scalars(select(Notification.account_id).where(Notification.topic == topic)))
-
-
-def _account(database, username: str) -> int:  # type: ignore[no-untyped-def]
-    with database.reading() as session:
-        return account_id_of(session, username)
-
-
 def test_a_wish_is_voted_for_and_answered_by_the_department_asked(client, database) -> None:  # type: ignore[no-untyped-def]
     world = build_exchange(client, database)
     filed = _file(client, world, department="stats")
     assert filed.status_code == 201, filed.text
     wish = filed.json()
     assert (wish["votes"], wish["status"], wish["department"], wish["mine"]) == (0, "open", "stats", True)
-    assert _notices(database, "exchange.wish.filed") == [_account(database, "stats1")]
+    assert notices(database, "exchange.wish.filed") == [account(database, "stats1")]
     other = _file(client, world, title="学校学位分布", department="civil").json()
 
     vote = f"{API}/wishes/{wish['id']}/vote"
@@ -92,7 +81,7 @@ def test_a_wish_is_voted_for_and_answered_by_the_department_asked(client, databa
     assert (fulfilled.json()["status"], fulfilled.json()["resource"]) == ("fulfilled", code)
     assert client.post(vote, headers=world.operator).json()["type"].endswith("closed")
     assert _answer(client, url, world.owner, decision="declined", answer="x").status_code == 409
-    assert _notices(database, "exchange.wish.answered") == [_account(database, "resident")] * 2
+    assert notices(database, "exchange.wish.answered") == [account(database, "resident")] * 2
     assert client.get(f"{API}/wishes/{wish['id']}").json()["resource_name"] == "各区常住人口"
     done = client.get(f"{API}/wishes", params={"status": "fulfilled"}).json()
     assert [found["id"] for found in done["items"]] == [wish["id"]] and done["total"] == 1
@@ -125,7 +114,7 @@ def test_wishes_are_checked_and_unaddressed_ones_go_to_the_operator(client, data
 
     wish = _file(client, world).json()  # to no department
     assert wish["department"] is None
-    assert _notices(database, "exchange.wish.filed") == [_account(database, "operator1")]
+    assert notices(database, "exchange.wish.filed") == [account(database, "operator1")]
     assert _answer(client, wish["id"], world.owner, decision="declined", answer="x").status_code == 403
     declined = _answer(
         client, wish["id"], world.operator, decision="declined", answer="涉及个人隐私，不予开放"

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
+from cityhub.domains.identity import account_id_of
+from cityhub.domains.identity.models import Notification
 from tests.factories import Town, bearer, build_town, make_department, make_user
 
 API = "/api/v1/exchange"
@@ -95,3 +99,14 @@ def published(client, world: Exchange, code: str = "stats-population", **overrid
     answer = client.post(f"{API}/resources/{code}/status", json={"status": "published"}, headers=world.owner)
     assert answer.status_code == 200, answer.text
     return code
+
+
+def notices(database, topic: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The accounts told about ``topic``, in order."""
+    with database.reading() as session:
+        return sorted(session.scalars(select(Notification.account_id).where(Notification.topic == topic)))
+
+
+def account(database, username: str) -> int:  # type: ignore[no-untyped-def]
+    with database.reading() as session:
+        return account_id_of(session, username)

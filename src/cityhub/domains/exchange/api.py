@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cityhub.domains.exchange import schemas
@@ -487,6 +488,11 @@ def answer_application(
     responses={200: {"content": {"text/csv": {}}}},
 )
 def application_csv(application_id: int, principal: CurrentPrincipal, session: DbWriteSession) -> Response:
+    return applicant_file(session, principal, application_id)
+
+
+def applicant_file(session: Session, principal: Principal, application_id: int) -> Response:
+    """The applicant's file (audited as it is made), private to them; the API's route and the page's."""
     resource, spool = applications.applicant_csv(session, principal, application_id, utcnow())
     headers = {
         "Content-Disposition": f'attachment; filename="{resource.code}-application-{application_id}.csv"',

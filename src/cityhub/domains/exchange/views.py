@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange import schemas
-from cityhub.domains.exchange.api import InsightDays, exchange_settings
+from cityhub.domains.exchange.api import InsightDays, applicant_file, exchange_settings
 from cityhub.domains.exchange.models import DataWish, Resource, Version
 from cityhub.domains.exchange.service import (
     applications,
@@ -230,13 +230,7 @@ def my_applications(request: Request, user: SignedIn, session: DbSession) -> Res
 @router.get(f"{MY_APPLICATIONS}/{{application_id}}.csv")
 def my_application_csv(user: SignedIn, session: DbWriteSession, application_id: int) -> Response:
     """The applicant's download for the page user (audited: the write session of a GET)."""
-    resource, spool = applications.applicant_csv(session, user, application_id, utcnow())
-    headers = {
-        "Content-Disposition": f'attachment; filename="{resource.code}-application-{application_id}.csv"',
-        "Cache-Control": "private, no-store",
-    }
-    body = applications.chunks(spool)
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return applicant_file(session, user, application_id)
 
 
 def _applying(
