@@ -35,6 +35,11 @@ MANIFEST = Domain(
             "cityhub.domains.exchange.jobs:escalate_objections",
         ),
         PeriodicJob(
+            "exchange.answers.chase",  # requests and applications: a reminder a day before, then escalation
+            timedelta(minutes=15),
+            "cityhub.domains.exchange.jobs:chase_answers",
+        ),
+        PeriodicJob(
             "exchange.sources.poll",  # queues an exchange.sources.fetch for each resource due for a poll
             timedelta(minutes=1),
             "cityhub.domains.exchange.jobs:poll_sources",
