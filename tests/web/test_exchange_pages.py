@@ -237,3 +237,25 @@ def test_a_resource_that_is_not_shared_cannot_be_asked_for(client: TestClient, d
     data = {"consumer": "civil", "purpose": "核对", "fields": "year", "days": "30"}
     refused = _post(client, form, form, data)  # sent anyway (the form was open before the class changed)
     assert refused.status_code == 409 and 'role="alert"' in refused.text
+
+
+def test_the_consumer_issues_a_key_for_a_grant_and_sees_its_secret_once(
+    client: TestClient, database: Database
+) -> None:
+    world = build_exchange(client, database)
+    grant_id = _approved_grant(client, world)
+    issue_url = f"{CONSOLE}/grants/{grant_id}/keys"
+
+    as_user(client, "stats1")  # the owner holds no such grant
+    assert _post(client, CONSOLE, issue_url, {}).status_code == 404
+
+    as_user(client, "civil1")
+    issued = _post(client, CONSOLE, issue_url, {})
+    assert issued.status_code == 200, issued.text
+    shown = issued.text[issued.text.index('data-testid="issued-key"') :]
+    secret = shown[shown.index("<code>") + len("<code>") : shown.index("</code>")]
+    assert client.get(f"{API}/grants/{grant_id}/rows", headers={"X-API-Key": secret}).status_code == 200
+    again = page_of(client, CONSOLE).text
+    assert (
+        secret not in again and f'data-testid="grant-keys-{grant_id}"' in again
+    )  # listed, never shown again

@@ -355,3 +355,44 @@ def test_a_yes_no_item_filters_by_equality_and_refuses_an_order(client, database
     assert made.status_code == 201, made.text
     rows = client.get(f"{API}/grants/{made.json()['grant']['id']}/rows", headers=_reader(database, world))
     assert rows.json()["rows"] == [{"name": "A"}]
+
+
+def test_a_key_issued_for_a_grant_reads_that_grant_only_and_ends_with_it(client, database) -> None:  # type: ignore[no-untyped-def]
+    world = build_exchange(client, database)
+    first = published(client, world, sharing_class="unconditional", sharing_condition=None)
+    second = published(client, world, "stats-second", sharing_class="unconditional", sharing_condition=None)
+    grant_id = _ask(client, world, first).json()["grant"]["id"]
+    other_grant = _ask(client, world, second).json()["grant"]["id"]
+    for stranger in (world.owner, world.other, world.resident):  # not the consumer's staff
+        assert client.post(f"{API}/grants/{grant_id}/keys", headers=stranger).status_code in (403, 404)
+    issued = client.post(f"{API}/grants/{grant_id}/keys", headers=world.consumer)
+    assert issued.status_code == 201, issued.text
+    key = issued.json()
+    assert key["key"] and key["prefix"] and key["revoked_at"] is None
+    listed = client.get(f"{API}/grants/{grant_id}/keys", headers=world.consumer).json()
+    assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]  # the secret is shown once
+    system = {"X-API-Key": key["key"]}
+    assert client.get(f"{API}/grants/{grant_id}/rows", headers=system).status_code == 200
+    refused = client.get(f"{API}/grants/{other_grant}/rows", headers=system)
+    assert refused.status_code == 403 and refused.json()["type"].endswith("key-not-for-grant")
+    department_key = _reader(database, world)  # a department key bound to no grant reads all of them
+    assert client.get(f"{API}/grants/{other_grant}/rows", headers=department_key).status_code == 200
+
+    revoked = client.post(f"{API}/grants/{grant_id}/revoke", json={"reason": "停止合作"}, headers=world.owner)
+    assert revoked.status_code == 200, revoked.text
+    assert (
+        client.get(f"{API}/grants/{grant_id}/keys", headers=world.consumer).json()[0]["revoked_at"]
+        is not None
+    )
+    assert client.get(f"{API}/grants/{grant_id}/rows", headers=system).status_code == 401
+    assert client.post(f"{API}/grants/{grant_id}/keys", headers=world.consumer).status_code == 409
+
+    another = client.post(f"{API}/grants/{other_grant}/keys", headers=world.consumer).json()
+    assert (
+        client.delete(f"{API}/grants/{other_grant}/keys/{another['id']}", headers=world.consumer).status_code
+        == 200
+    )
+    assert (
+        client.get(f"{API}/grants/{other_grant}/rows", headers={"X-API-Key": another["key"]}).status_code
+        == 401
+    )

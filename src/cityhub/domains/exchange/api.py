@@ -20,6 +20,7 @@ from cityhub.domains.exchange.service import (
     corrections,
     grants,
     insight,
+    keys,
     loads,
     opening,
     reads,
@@ -317,6 +318,28 @@ def revoke(
 ) -> schemas.GrantOut:
     now = utcnow()
     return grants.shape_grant(session, grants.revoke(session, principal, grant_id, body.reason, now), now)
+
+
+@router.post(
+    "/grants/{grant_id}/keys",
+    response_model=schemas.GrantKeyIssued,
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue an API key that reads this grant only (the consumer's staff; the secret is shown once)",
+)
+def issue_grant_key(grant_id: int, principal: CurrentPrincipal, session: DbSession) -> schemas.GrantKeyIssued:
+    return keys.issue(session, principal, grant_id, utcnow())
+
+
+@router.get("/grants/{grant_id}/keys", response_model=list[schemas.GrantKeyOut], summary="The grant's keys")
+def grant_keys(grant_id: int, principal: CurrentPrincipal, session: DbSession) -> list[schemas.GrantKeyOut]:
+    return keys.listed(session, principal, grant_id)
+
+
+@router.delete("/grants/{grant_id}/keys/{key_id}", response_model=schemas.GrantKeyOut, summary="Revoke a key")
+def revoke_grant_key(
+    grant_id: int, key_id: int, principal: CurrentPrincipal, session: DbSession
+) -> schemas.GrantKeyOut:
+    return keys.revoke(session, principal, grant_id, key_id)
 
 
 @router.get("/grants/{grant_id}/usage", response_model=list[schemas.UsageOut], summary="Reads per day")

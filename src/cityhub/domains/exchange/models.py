@@ -180,6 +180,18 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class GrantKey(Base):
+    """An API key issued for one grant (identity keeps the key and its hash; this binds it): a consumer system
+    holding it reads that grant only. It expires with the grant and is revoked with it."""
+
+    __tablename__ = "exchange_grant_key"
+
+    api_key_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # an identity API key
+    grant_id: Mapped[int] = mapped_column(ForeignKey("exchange_grant.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class GrantUsage(Base):
     """Reads and rows read through a grant per day (the evidence of each read is in the audit chain)."""
 

@@ -645,3 +645,22 @@ class PollOut(BaseModel):
     error: str | None = Field(description="Why the source could not be read, when it could not.")
     version: VersionOut | None
     polled_at: datetime | None
+
+
+# -- keys bound to a grant ---------------------------------------------------------------------------------
+
+
+class GrantKeyOut(BaseModel):
+    """An API key issued for one grant (the secret is never shown again)."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class GrantKeyIssued(GrantKeyOut):
+    key: str = Field(description="The secret, shown this once: give it to the consumer system.")

@@ -25,6 +25,7 @@ from cityhub.domains.exchange.service import (
     corrections,
     grants,
     insight,
+    keys,
     loads,
     opening,
     wishes,
@@ -432,9 +433,11 @@ def _console(
     user: Principal,
     failed: Failed | None = None,
     status_code: int = 200,
+    issued: schemas.GrantKeyIssued | None = None,
 ) -> Response:
     """``failed``: a refused answer or revocation, shown next to its form; or on top when its form is gone
-    (a colleague answered the request, or revoked the grant, meanwhile)."""
+    (a colleague answered the request, or revoked the grant, meanwhile). ``issued``: a key just issued, its
+    secret shown in this page only."""
     now = utcnow()
     manages, asks = user.has(MANAGE), user.has(REQUEST)
     to_answer = _requests(session, user, "owner", "pending", now) if manages else []
@@ -447,6 +450,7 @@ def _console(
     forms |= {("objection", objection.id) for objection in objections["to_correct"]}
     forms |= {("application", a.id) for a in to_decide["applications_to_answer"]}
     forms |= {("wish", w.id) for w in to_decide["wishes_to_answer"]}
+    forms |= {("grant-key", g.id) for g in held}
     placed = failed is not None and failed[:2] in forms
     listed: list[schemas.RequestOut | schemas.GrantOut] = [*to_answer, *given, *asked, *held]
     context = {
@@ -457,6 +461,8 @@ def _console(
         "given": given,
         "asked": asked,
         "held": held,
+        "grant_keys": {grant.id: keys.listed(session, user, grant.id) for grant in held},
+        "issued": issued,
         "failed": failed if placed else None,
         "unplaced": failed[2] if failed is not None and not placed else None,
         "entries": _entries(session, (item.resource for item in listed)),
@@ -465,6 +471,16 @@ def _console(
         **to_decide,
     }
     return _page(request, "console.html", context, status_code)
+
+
+@router.post(f"{CONSOLE}/grants/{{grant_id}}/keys", dependencies=[CsrfChecked])
+def issue_key(request: Request, user: Staff, session: DbSession, grant_id: int) -> Response:
+    """A key for one grant: the page answers with its secret (never put in a redirect or the session)."""
+    outcome = _attempt(session, lambda: keys.issue(session, user, grant_id, utcnow()))
+    if isinstance(outcome, Problem):
+        return _console(request, session, user, ("grant-key", grant_id, detail_of(outcome)), outcome.status)
+    assert isinstance(outcome, schemas.GrantKeyIssued)
+    return _console(request, session, user, issued=outcome)
 
 
 @router.get(CONSOLE)

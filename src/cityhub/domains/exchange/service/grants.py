@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.exchange import schemas
 from cityhub.domains.exchange.models import Grant, GrantUsage, Request, Resource, Row
+from cityhub.domains.exchange.service import keys
 from cityhub.domains.exchange.service.access import (
     MANAGE,
     READ,
@@ -202,6 +203,7 @@ def revoke(session: Session, principal: Principal, grant_id: int, reason: str, n
     if grant.revoked_at is not None:
         raise Conflict(_("This grant was revoked already."), slug="revoked")
     grant.revoked_at, grant.revoked_by, grant.revoke_reason = now, principal.actor, reason
+    keys.revoke_all(session, principal.actor, grant)
     audit.record(
         session,
         actor=principal.actor,
@@ -223,6 +225,7 @@ def usable_grant(
     grant = session.get(Grant, grant_id)
     if grant is None or not acts_for(principal, READ, grant.consumer_org_id):
         raise Forbidden(_("No grant lets you read this."), slug="no-grant")
+    keys.check_binding(session, principal, grant)
     if grant.revoked_at is not None:
         raise Forbidden(_("This grant was revoked."), slug="grant-revoked")
     if not grant.valid_from <= now < grant.valid_until:
