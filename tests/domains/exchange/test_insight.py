@@ -104,7 +104,7 @@ def _seed(client: TestClient, database: Database) -> tuple[Exchange, date]:
                 session.add(
                     GrantUsage(grant_id=grant_id, day=today - timedelta(days=ago), reads=reads, rows=rows)
                 )
-        ids = dict(session.execute(select(Resource.code, Resource.id)).tuples().all())
+        ids = dict(session.execute(select(Resource.code, Resource.id)).all())
         for code, age in ((daily, timedelta(hours=36)), (weekly, timedelta(days=20))):
             session.execute(
                 update(Version)
