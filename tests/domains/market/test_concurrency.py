@@ -138,9 +138,16 @@ def test_two_processes_never_oversell_nor_redeem_twice(client, database: Databas
     _assert_claims_held(database, batch, STOCK)
 
 
+def _pooled(connections: int) -> httpx.Limits:
+    """Idle connections are dropped after 2 s, well before the server closes them (uvicorn: 5 s): on a loaded
+    machine a POST sent on a connection the server was just closing fails with a ReadError, and a POST is not
+    retried."""
+    return httpx.Limits(max_connections=connections, keepalive_expiry=2)
+
+
 async def _claim_all(bases: list[str], tokens: list[str], batch: int) -> list[tuple[int, str | None]]:
     in_flight = asyncio.Semaphore(IN_FLIGHT)
-    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=IN_FLIGHT)) as client:
+    async with httpx.AsyncClient(timeout=300, limits=_pooled(IN_FLIGHT)) as client:
 
         async def claim(n: int) -> tuple[int, str | None]:
             who = n % len(tokens)
@@ -158,7 +165,7 @@ async def _claim_all(bases: list[str], tokens: list[str], batch: int) -> list[tu
 async def _redeem_all(
     bases: list[str], till: dict[str, str], merchant: int, store: int, code: str
 ) -> list[int]:
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=100)) as client:
+    async with httpx.AsyncClient(timeout=120, limits=_pooled(100)) as client:
 
         async def redeem(n: int) -> int:
             body = {"codes": [code], "store_id": store, "amount_cents": 5000, "client_key": f"till-{n:04d}"}
