@@ -7,7 +7,11 @@ store. On SQLite a *write* unit of work begins with ``BEGIN IMMEDIATE`` so that 
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +28,8 @@ from sqlalchemy.types import TypeDecorator
 from cityhub.kernel import jsontext
 from cityhub.kernel.settings import Settings
 
+log = logging.getLogger("cityhub.db")
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -33,6 +39,7 @@ NAMING_CONVENTION = {
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _HOLDS_WRITER = "cityhub_holds_writer"
+MAX_LOCK_POLL_SECONDS = 0.0005
 
 
 class Base(DeclarativeBase):
@@ -62,6 +69,69 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _lock_file_of(engine: Engine) -> Path | None:
+    """Where the processes sharing a SQLite file queue for its write lock (None: an in-memory database)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + "-writer.lock")
+
+
+class WriterLock:
+    """One SQLite file's write turn: a thread lock for this process's threads, then an exclusive ``flock`` on
+    a lock file for the processes (the kernel frees it if the holder dies). A file that cannot be opened (a
+    read-only directory) leaves the processes to SQLite's busy handler, as before."""
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._lock_file = lock_file
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        try:
+            fd = self._file()
+            if fd is not None and not self._take_file(fd, time.monotonic() + timeout):
+                self._threads.release()
+                return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def _file(self) -> int | None:
+        if self._fd is None and self._lock_file is not None:
+            try:
+                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                log.warning(
+                    "no SQLite writer lock file %s (%s): writers meet the busy handler", self._lock_file, exc
+                )
+                self._lock_file = None
+        return self._fd
+
+    @staticmethod
+    def _take_file(fd: int, deadline: float) -> bool:
+        """The file lock, waiting at most until ``deadline``: tries without blocking, sleeping a little longer
+        each time up to ``MAX_LOCK_POLL_SECONDS`` (flock has no timeout of its own)."""
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, MAX_LOCK_POLL_SECONDS)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -74,18 +144,18 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # SQLite has one writer. Threads of this process queue for it on a lock instead of in SQLite's busy
-    # handler, which sleeps 1-100 ms between retries: under a burst of writes the file sat idle while every
-    # waiter slept (claims on one process: ~140/s with the busy handler alone). Other processes still meet the
-    # busy handler.
-    writer = threading.Lock()
+    # SQLite has one writer. Writers queue for it on a lock instead of in SQLite's busy handler, which sleeps
+    # 1-100 ms between retries: under a burst of writes the file sat idle while every waiter slept (claims on
+    # one process: ~140/s with the busy handler alone). Threads of this process queue on a thread lock, the
+    # processes sharing the file on a lock file beside it, so the next writer starts as soon as one commits.
+    writer = WriterLock(_lock_file_of(engine))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("cityhub_write", False)
         if immediate:
             if not writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-                raise TimeoutError("another write transaction of this process held the database too long")
+                raise TimeoutError("another write transaction held the database too long")
             conn.info[_HOLDS_WRITER] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -93,17 +163,36 @@ def _configure_sqlite(engine: Engine) -> None:
             _release(conn.info, writer)
             raise
 
+    # These events come before SQLAlchemy sends COMMIT / ROLLBACK: the transaction is ended here, so the turn
+    # passes on only once SQLite's own lock is free (SQLAlchemy's own call then finds nothing to end); passed
+    # on earlier, the next writer's BEGIN IMMEDIATE met the busy handler after all.
     @event.listens_for(engine, "commit")
+    def _on_commit(conn: Any) -> None:
+        _end(conn, writer, commit=True)
+
     @event.listens_for(engine, "rollback")
-    def _on_end(conn: Any) -> None:
-        _release(conn.info, writer)
+    def _on_rollback(conn: Any) -> None:
+        _end(conn, writer, commit=False)
 
     @event.listens_for(engine, "reset")
     def _on_reset(_dbapi_connection: Any, record: Any, _state: Any = None) -> None:
         _release(record.info, writer)  # a connection returned to the pool mid-transaction
 
 
-def _release(info: dict[str, Any], writer: threading.Lock) -> None:
+def _end(conn: Any, writer: WriterLock, commit: bool) -> None:
+    if not conn.info.get(_HOLDS_WRITER):
+        return
+    try:
+        driver_connection = conn.connection.dbapi_connection
+        if commit:
+            driver_connection.commit()
+        else:
+            driver_connection.rollback()
+    finally:
+        _release(conn.info, writer)
+
+
+def _release(info: dict[str, Any], writer: WriterLock) -> None:
     if info.pop(_HOLDS_WRITER, False):
         writer.release()
 
