@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from cityhub.kernel.db import Database, WriterLock
+from cityhub.kernel.db import Database
+from cityhub.kernel.sqlite_writers import SAFETY_CHECKPOINT_PAGES, WriterLock
 
 
 def test_connections_are_set_up_for_their_database(database: Database) -> None:
@@ -44,7 +45,8 @@ def test_a_dead_writer_process_leaves_the_turn_free(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from cityhub.kernel.db import WriterLock; "
+            "import sys, time; from pathlib import Path; "
+            "from cityhub.kernel.sqlite_writers import SAFETY_CHECKPOINT_PAGES, WriterLock; "
             "WriterLock(Path(sys.argv[1])).acquire(timeout=5); print('held', flush=True); time.sleep(60)",
             str(lock_file),
         ],
@@ -101,3 +103,25 @@ def test_without_a_lock_file_writers_still_take_turns_in_the_process(tmp_path: P
     lock.release()
     assert lock.acquire(timeout=1)
     lock.release()
+
+
+def test_commits_leave_the_wal_to_the_background_checkpointer(tmp_path: Path) -> None:
+    """Commits do not copy the WAL back into the database file themselves (it keeps its first pages); within a
+    few seconds the process's checkpointer has."""
+    path = tmp_path / "city.db"
+    database = Database.from_url(f"sqlite:///{path}")
+    with database.unit_of_work() as session:
+        assert session.execute(text("PRAGMA wal_autocheckpoint")).scalar() == SAFETY_CHECKPOINT_PAGES
+        session.execute(text("CREATE TABLE reading (n INTEGER, note TEXT)"))
+    for batch in range(20):
+        with database.unit_of_work() as session:
+            session.execute(
+                text("INSERT INTO reading VALUES (:n, :note)"),
+                [{"n": batch * 500 + n, "note": "x" * 200} for n in range(500)],
+            )
+    written = 20 * 500 * 200
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < written and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.stat().st_size >= written
+    database.dispose()

@@ -7,11 +7,6 @@ store. On SQLite a *write* unit of work begins with ``BEGIN IMMEDIATE`` so that 
 
 from __future__ import annotations
 
-import fcntl
-import logging
-import os
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +22,7 @@ from sqlalchemy.types import TypeDecorator
 
 from cityhub.kernel import jsontext
 from cityhub.kernel.settings import Settings
-
-log = logging.getLogger("cityhub.db")
+from cityhub.kernel.sqlite_writers import SAFETY_CHECKPOINT_PAGES, WriterLock, checkpointer, lock_file_of
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,7 +33,6 @@ NAMING_CONVENTION = {
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _HOLDS_WRITER = "cityhub_holds_writer"
-MAX_LOCK_POLL_SECONDS = 0.0005
 
 
 class Base(DeclarativeBase):
@@ -69,69 +62,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _lock_file_of(engine: Engine) -> Path | None:
-    """Where the processes sharing a SQLite file queue for its write lock (None: an in-memory database)."""
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database + "-writer.lock")
-
-
-class WriterLock:
-    """One SQLite file's write turn: a thread lock for this process's threads, then an exclusive ``flock`` on
-    a lock file for the processes (the kernel frees it if the holder dies). A file that cannot be opened (a
-    read-only directory) leaves the processes to SQLite's busy handler, as before."""
-
-    def __init__(self, lock_file: Path | None) -> None:
-        self._threads = threading.Lock()
-        self._lock_file = lock_file
-        self._fd: int | None = None
-
-    def acquire(self, timeout: float) -> bool:
-        if not self._threads.acquire(timeout=timeout):
-            return False
-        try:
-            fd = self._file()
-            if fd is not None and not self._take_file(fd, time.monotonic() + timeout):
-                self._threads.release()
-                return False
-        except BaseException:
-            self._threads.release()
-            raise
-        return True
-
-    def _file(self) -> int | None:
-        if self._fd is None and self._lock_file is not None:
-            try:
-                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                log.warning(
-                    "no SQLite writer lock file %s (%s): writers meet the busy handler", self._lock_file, exc
-                )
-                self._lock_file = None
-        return self._fd
-
-    @staticmethod
-    def _take_file(fd: int, deadline: float) -> bool:
-        """The file lock, waiting at most until ``deadline``: tries without blocking, sleeping a little longer
-        each time up to ``MAX_LOCK_POLL_SECONDS`` (flock has no timeout of its own)."""
-        pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, MAX_LOCK_POLL_SECONDS)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
-
-
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,13 +72,17 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # The process checkpoints in the background (``sqlite_writers.WalCheckpointer``); a commit checkpoints
+        # only if that falls far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
         cursor.close()
 
     # SQLite has one writer. Writers queue for it on a lock instead of in SQLite's busy handler, which sleeps
     # 1-100 ms between retries: under a burst of writes the file sat idle while every waiter slept (claims on
     # one process: ~140/s with the busy handler alone). Threads of this process queue on a thread lock, the
     # processes sharing the file on a lock file beside it, so the next writer starts as soon as one commits.
-    writer = WriterLock(_lock_file_of(engine))
+    writer = WriterLock(lock_file_of(engine.url.database))
+    database_file = engine.url.database if lock_file_of(engine.url.database) else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -169,6 +103,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     def _on_commit(conn: Any) -> None:
         _end(conn, writer, commit=True)
+        if database_file:
+            checkpointer.written(database_file)
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: Any) -> None:

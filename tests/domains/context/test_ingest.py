@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from cityhub.domains.context import listen
-from cityhub.domains.context.ingest.telemetry import Reading, ingest, observation_stamp, prune
+from cityhub.domains.context.ingest.telemetry import Planned, Reading, ingest, observation_stamp, plan, prune
 from cityhub.domains.context.manifest import MANIFEST
 from cityhub.domains.context.models import AttributeInstance, Entity, IngestReceipt
 from cityhub.domains.context.service import batch, changes
@@ -291,6 +291,67 @@ def test_concurrent_creation_by_batch_upsert_is_retried(database: Database, town
 def _tenant(database: Database) -> TenantRef:
     with database.unit_of_work() as session:
         return find_tenant(session, "", create=True)
+
+
+# -- readings applied ahead of the write transaction (telemetry.plan) ---------------------------------------
+
+
+def _meter(database: Database) -> dict[str, Any]:
+    with database.reading() as session:
+        return dict(session.scalars(select(Entity)).one().attrs)
+
+
+def _planned(database: Database, tenant: TenantRef, readings: list[Reading]) -> Planned:
+    with database.reading() as session:
+        return plan(session, tenant, readings)
+
+
+def test_readings_planned_ahead_are_stored_as_the_write_path_stores_them(
+    database: Database, town: Town
+) -> None:
+    tenant = _tenant(database)
+    with database.unit_of_work() as session:
+        ingest(session, tenant, _readings("2026-11-01T10:00:00.000Z", 1.0))
+    later = _readings("2026-11-01T10:01:00.000Z", 2.0)
+    planned = _planned(database, tenant, later)
+    with database.unit_of_work() as session:
+        assert planned.still_current(session)
+        result = ingest(session, tenant, later, planned=planned)
+    assert result.updated == 1 and result.instances == 1
+    assert _meter(database)[VOCAB + "power"][0]["value"] == 2.0
+    assert [row.value_num for row in history(database)] == [1.0, 2.0]
+
+
+def test_a_change_between_planning_and_writing_is_not_lost(database: Database, town: Town) -> None:
+    """Another writer changed the entity after the plan was made: the plan's document would undo that
+    change, so the readings are applied again to the entity as it now is."""
+    tenant = _tenant(database)
+    with database.unit_of_work() as session:
+        ingest(session, tenant, _readings("2026-11-01T10:00:00.000Z", 1.0))
+    later = _readings("2026-11-01T10:01:00.000Z", 2.0)
+    planned = _planned(database, tenant, later)
+    voltage = [Reading("urn:ngsi-ld:Meter:1", (), "2026-11-01T10:00:30.000Z", {VOCAB + "voltage": 230})]
+    with database.unit_of_work() as session:
+        ingest(session, tenant, voltage)
+    with database.unit_of_work() as session:
+        assert not planned.still_current(session)
+        ingest(session, tenant, later, planned=planned)
+    meter = _meter(database)
+    assert meter[VOCAB + "power"][0]["value"] == 2.0
+    assert meter[VOCAB + "voltage"][0]["value"] == 230  # kept: the plan alone had no voltage
+
+
+def test_an_entity_created_between_planning_and_writing_is_updated(database: Database, town: Town) -> None:
+    tenant = _tenant(database)
+    planned = _planned(database, tenant, _readings("2026-11-01T10:01:00.000Z", 2.0))
+    with database.unit_of_work() as session:
+        ingest(session, tenant, _readings("2026-11-01T10:00:00.000Z", 1.0))
+    with database.unit_of_work() as session:
+        result = ingest(session, tenant, _readings("2026-11-01T10:01:00.000Z", 2.0), planned=planned)
+    assert result.created == [] and result.updated == 1
+    with database.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Entity)) == 1
+    assert [row.value_num for row in history(database)] == [1.0, 2.0]
 
 
 # -- receipts are forgotten after ingest_receipt_days --------------------------------------------------------

@@ -11,17 +11,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from cityhub.domains.context.errors import from_context_error
-from cityhub.domains.context.ingest.telemetry import MessageRejected, ingest, parse_message
+from cityhub.domains.context.errors import NonexistentTenant, from_context_error
+from cityhub.domains.context.ingest.telemetry import (
+    MessageRejected,
+    Planned,
+    ReadingsRejected,
+    TelemetryMessage,
+    ingest,
+    parse_message,
+    plan,
+)
 from cityhub.domains.context.jsonld import JsonLdContextError, TermMapper, context_url_from_link
 from cityhub.domains.context.ngsi.common import WRITE, resolver_for
 from cityhub.domains.context.schemas import TelemetryBatch, TelemetryResult
 from cityhub.domains.context.service.bulk import collector_paused
 from cityhub.domains.context.service.tenants import authorize, check_tenant_name, find_tenant
-from cityhub.domains.identity import CurrentPrincipal, require
+from cityhub.domains.identity import CurrentPrincipal, Principal, require
 from cityhub.kernel import jsontext
-from cityhub.kernel.db import utcnow
-from cityhub.kernel.web import DbSession
+from cityhub.kernel.db import Database, utcnow
+from cityhub.kernel.web import DbSession, get_database
 
 router = APIRouter()
 
@@ -68,6 +76,22 @@ async def _body(request: Request, principal: CurrentPrincipal) -> bytes:
     return await request.body()
 
 
+def _planned_ahead(database: Database, principal: Principal, message: TelemetryMessage) -> Planned | None:
+    """The readings applied in a read of their own (``telemetry.plan``), before the write transaction takes
+    SQLite's one write lock: the writers of other requests wait only for the writes. None when the tenant
+    does not exist yet or a reading is refused: the write path then decides, as it would anyway."""
+    with database.request_session(write=False) as reading:
+        try:
+            tenant = find_tenant(reading, check_tenant_name(message.tenant), create=False)
+        except NonexistentTenant:
+            return None
+        authorize(principal, WRITE, tenant)
+        try:
+            return plan(reading, tenant, message.readings)
+        except ReadingsRejected:
+            return None
+
+
 @router.post(
     "/telemetry",
     response_model=TelemetryResult,
@@ -92,10 +116,17 @@ def post_telemetry(
         except ValueError as exc:  # UnicodeDecodeError is a ValueError too
             raise MessageRejected(f"the body is not JSON: {exc}") from None
         message = parse_message(payload, _mapper(request), utcnow())
+        database = get_database(request)
+        planned = _planned_ahead(database, principal, message) if database.dialect == "sqlite" else None
         tenant = find_tenant(session, check_tenant_name(message.tenant), create=True)
         authorize(principal, WRITE, tenant)
         result = ingest(
-            session, tenant, message.readings, gateway=principal.actor, message_id=message.message_id
+            session,
+            tenant,
+            message.readings,
+            gateway=principal.actor,
+            message_id=message.message_id,
+            planned=planned if planned is not None and planned.batch.tenant.id == tenant.id else None,
         )
     return TelemetryResult(
         duplicate=result.duplicate,

@@ -41,6 +41,7 @@ from cityhub.domains.context.service.bulk import (
     StoredEntity,
     append_history,
     encode_json,
+    entity_versions,
     insert_entities,
     is_timestamp,
     load_entities,
@@ -216,19 +217,23 @@ def ingest(
     *,
     gateway: str | None = None,
     message_id: str | None = None,
+    planned: Planned | None = None,
 ) -> IngestResult:
     """Store ``readings`` in the session's transaction; a message id already seen from this gateway makes
-    it a duplicate that writes nothing."""
+    it a duplicate that writes nothing. ``planned`` (from ``plan``, for the same tenant and readings) is used
+    when none of its entities changed since it was read; otherwise the readings are applied again here."""
     if message_id is not None and gateway is not None and not claim_message(session, gateway, message_id):
         return IngestResult(len(readings), 0, duplicate=True)
-    now = utcnow()
+    batch = planned.batch if planned is not None and planned.still_current(session) else None
     for _attempt in range(CREATE_ATTEMPTS):
-        batch = _Batch(
-            tenant, now, load_entities(session, tenant, {reading.entity_id for reading in readings})
-        )
-        batch.apply_all(readings)
+        if batch is None:
+            batch = _Batch(
+                tenant, utcnow(), load_entities(session, tenant, {reading.entity_id for reading in readings})
+            )
+            batch.apply_all(readings)
         if batch.create_entities(session):
             break
+        batch = None
     else:
         raise Conflict(_("The entities of this message keep being created concurrently; send it again."))
     batch.write(session)
@@ -236,6 +241,34 @@ def ingest(
         inform_listeners(session, change)
     created = batch.created_ids
     return IngestResult(len(readings), len(batch.history), created, len(batch.plans) - len(created))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Readings applied ahead of the write transaction to the entities as a read saw them (see ``plan``)."""
+
+    batch: _Batch
+    versions: dict[str, tuple[int, datetime]]
+
+    def still_current(self, session: Session) -> bool:
+        """Whether the entities are still as read: the same ones exist (a created one would be created
+        twice), none modified since (``modifiedAt`` changes with every write) or replaced (a new pk). Locks
+        them on PostgreSQL, as the write path's own load does."""
+        tenant = self.batch.tenant
+        return entity_versions(session, tenant, self.batch.plans.keys()) == self.versions
+
+
+def plan(session: Session, tenant: TenantRef, readings: Sequence[Reading]) -> Planned:
+    """Apply ``readings`` to their entities as ``session`` (a read, no write lock) sees them, so that the
+    write transaction that follows (``ingest(..., planned=...)``) holds the database only for the writes —
+    what SQLite, with one writer at a time, needs. Refused readings raise ``ReadingsRejected``, as
+    ``ingest`` does."""
+    stored = load_entities(session, tenant, {reading.entity_id for reading in readings}, lock=False)
+    batch = _Batch(tenant, utcnow(), stored)
+    batch.apply_all(readings)
+    return Planned(
+        batch, {entity_id: (entity.pk, entity.modified_at) for entity_id, entity in stored.items()}
+    )
 
 
 def claim_message(session: Session, gateway: str, message_id: str) -> bool:
