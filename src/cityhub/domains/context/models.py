@@ -113,7 +113,10 @@ class AttributeInstance(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("context_tenant.id"))
+    # No foreign key to context_tenant: PostgreSQL checked it row by row, which doubled the time of a bulk
+    # telemetry COPY (94-141 ms against 37-67 ms for 5,000 rows); history rows are written only by the broker
+    # for a tenant it has just resolved, and tenants are never deleted.
+    tenant_id: Mapped[int] = mapped_column(Integer)
     entity_id: Mapped[str] = mapped_column(String(ENTITY_ID_LENGTH))
     attr_iri: Mapped[str] = mapped_column(String(IRI_LENGTH))
     dataset_id: Mapped[str | None] = mapped_column(String(IRI_LENGTH))
