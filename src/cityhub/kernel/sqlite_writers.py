@@ -42,37 +42,41 @@ def lock_file_of(database: str | None) -> Path | None:
 
 class WriterLock:
     """One SQLite file's write turn: a thread lock for this process's threads, then an exclusive ``flock`` on
-    a lock file for the processes (the kernel frees it if the holder dies). A file that cannot be opened (a
+    a lock file for the processes (the kernel frees it if the holder dies). The file is opened for each turn
+    and closed with it: no lock outlives its turn, no descriptor its engine. A file that cannot be opened (a
     read-only directory) leaves the processes to SQLite's busy handler, as before."""
 
     def __init__(self, lock_file: Path | None) -> None:
         self._threads = threading.Lock()
         self._lock_file = lock_file
-        self._fd: int | None = None
+        self._fd: int | None = None  # the lock file while this process holds the turn
 
     def acquire(self, timeout: float) -> bool:
         if not self._threads.acquire(timeout=timeout):
             return False
         try:
-            fd = self._file()
+            fd = self._open()
             if fd is not None and not self._take_file(fd, time.monotonic() + timeout):
+                os.close(fd)
                 self._threads.release()
                 return False
+            self._fd = fd
         except BaseException:
             self._threads.release()
             raise
         return True
 
-    def _file(self) -> int | None:
-        if self._fd is None and self._lock_file is not None:
-            try:
-                self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                log.warning(
-                    "no SQLite writer lock file %s (%s): writers meet the busy handler", self._lock_file, exc
-                )
-                self._lock_file = None
-        return self._fd
+    def _open(self) -> int | None:
+        if self._lock_file is None:
+            return None
+        try:
+            return os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning(
+                "no SQLite writer lock file %s (%s): writers meet the busy handler", self._lock_file, exc
+            )
+            self._lock_file = None
+            return None
 
     @staticmethod
     def _take_file(fd: int, deadline: float) -> bool:
@@ -90,8 +94,9 @@ class WriterLock:
                 pause = min(pause * 2, MAX_LOCK_POLL_SECONDS)
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file gives the lock up
         self._threads.release()
 
 
