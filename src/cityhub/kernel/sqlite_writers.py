@@ -130,11 +130,10 @@ class WalCheckpointer:
 
 
 def checkpoint(database: str) -> None:
-    """One passive checkpoint of ``database``'s WAL (a file gone meanwhile, say a test's, is skipped)."""
-    if not Path(database).exists():
-        return
+    """One passive checkpoint of ``database``'s WAL (a file gone meanwhile, say a test's, is skipped: opened
+    read-write only, never created)."""
     try:
-        connection = sqlite3.connect(database, timeout=1)
+        connection = sqlite3.connect(f"{Path(database).absolute().as_uri()}?mode=rw", uri=True, timeout=1)
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
