@@ -81,8 +81,9 @@ def _configure_sqlite(engine: Engine) -> None:
     # 1-100 ms between retries: under a burst of writes the file sat idle while every waiter slept (claims on
     # one process: ~140/s with the busy handler alone). Threads of this process queue on a thread lock, the
     # processes sharing the file on a lock file beside it, so the next writer starts as soon as one commits.
-    writer = WriterLock(lock_file_of(engine.url.database))
-    database_file = engine.url.database if lock_file_of(engine.url.database) else None
+    lock_file = lock_file_of(engine.url.database)
+    writer = WriterLock(lock_file)
+    database_file = engine.url.database if lock_file is not None else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -54,16 +54,19 @@ class WriterLock:
     def acquire(self, timeout: float) -> bool:
         if not self._threads.acquire(timeout=timeout):
             return False
+        fd = None
         try:
             fd = self._open()
             if fd is not None and not self._take_file(fd, time.monotonic() + timeout):
+                raise TimeoutError
+        except BaseException as exc:
+            if fd is not None:
                 os.close(fd)
-                self._threads.release()
-                return False
-            self._fd = fd
-        except BaseException:
             self._threads.release()
+            if isinstance(exc, TimeoutError):
+                return False
             raise
+        self._fd = fd
         return True
 
     def _open(self) -> int | None:

@@ -227,10 +227,7 @@ def ingest(
     batch = planned.batch if planned is not None and planned.still_current(session) else None
     for _attempt in range(CREATE_ATTEMPTS):
         if batch is None:
-            batch = _Batch(
-                tenant, utcnow(), load_entities(session, tenant, {reading.entity_id for reading in readings})
-            )
-            batch.apply_all(readings)
+            batch = _applied(session, tenant, readings, lock=True)
         if batch.create_entities(session):
             break
         batch = None
@@ -263,12 +260,18 @@ def plan(session: Session, tenant: TenantRef, readings: Sequence[Reading]) -> Pl
     write transaction that follows (``ingest(..., planned=...)``) holds the database only for the writes —
     what SQLite, with one writer at a time, needs. Refused readings raise ``ReadingsRejected``, as
     ``ingest`` does."""
-    stored = load_entities(session, tenant, {reading.entity_id for reading in readings}, lock=False)
+    batch = _applied(session, tenant, readings, lock=False)
+    return Planned(
+        batch, {entity_id: (entity.pk, entity.modified_at) for entity_id, entity in batch.stored.items()}
+    )
+
+
+def _applied(session: Session, tenant: TenantRef, readings: Sequence[Reading], lock: bool) -> _Batch:
+    """The readings applied to their entities as loaded now (locked unless ``lock`` is False)."""
+    stored = load_entities(session, tenant, {reading.entity_id for reading in readings}, lock=lock)
     batch = _Batch(tenant, utcnow(), stored)
     batch.apply_all(readings)
-    return Planned(
-        batch, {entity_id: (entity.pk, entity.modified_at) for entity_id, entity in stored.items()}
-    )
+    return batch
 
 
 def claim_message(session: Session, gateway: str, message_id: str) -> bool:

@@ -355,20 +355,11 @@ _timestamp = lru_cache(maxsize=1_024)(timestamp)
 def load_entities(
     session: Session, tenant: TenantRef, entity_ids: Iterable[str], lock: bool = True
 ) -> dict[str, StoredEntity]:
-    """The existing entities among ``entity_ids``, locked unless ``lock`` is False (``FOR UPDATE`` in id order
-    on PostgreSQL, so two bulk writers cannot deadlock; SQLite's write transaction already serialises
-    writers)."""
+    """The existing entities among ``entity_ids``, locked unless ``lock`` is False (see ``_touched``)."""
     table = table_of(Entity)
     columns = [table.c[name] for name in ("pk", "entity_id", "types", "scopes", "attrs")]
     columns += [table.c.created_at, table.c.modified_at, *(table.c[name] for name in GEO_COLUMNS)]
-    statement = (
-        select(*columns)
-        .where(table.c.tenant_id == tenant.id, table.c.entity_id.in_(sorted(set(entity_ids))))
-        .order_by(table.c.entity_id)
-    )
-    if lock and is_postgres(session):
-        statement = statement.with_for_update()
-    rows = session.execute(statement).all()  # fetched at once: iterating fetches row by row
+    rows = _touched(session, tenant, entity_ids, columns, lock)
     return {  # rows unpacked rather than read by name: this runs for every entity of a message
         entity_id: StoredEntity(
             pk,
@@ -390,14 +381,28 @@ def entity_versions(
     """The pk and modification time of the existing entities among ``entity_ids``, locked as
     ``load_entities`` locks them: what tells whether they changed since they were loaded."""
     table = table_of(Entity)
+    columns = [table.c.entity_id, table.c.pk, table.c.modified_at]
+    return {
+        entity_id: (pk, modified)
+        for entity_id, pk, modified in _touched(session, tenant, entity_ids, columns)
+    }
+
+
+def _touched(
+    session: Session, tenant: TenantRef, entity_ids: Iterable[str], columns: list[Any], lock: bool = True
+) -> Sequence[Any]:
+    """The rows (``columns``) of the existing entities among ``entity_ids``, in id order and, unless ``lock``
+    is False, locked (``FOR UPDATE`` on PostgreSQL, so two bulk writers cannot deadlock; SQLite's write
+    transaction already serialises writers)."""
+    table = table_of(Entity)
     statement = (
-        select(table.c.entity_id, table.c.pk, table.c.modified_at)
+        select(*columns)
         .where(table.c.tenant_id == tenant.id, table.c.entity_id.in_(sorted(set(entity_ids))))
         .order_by(table.c.entity_id)
     )
-    if is_postgres(session):
+    if lock and is_postgres(session):
         statement = statement.with_for_update()
-    return {entity_id: (pk, modified) for entity_id, pk, modified in session.execute(statement)}
+    return session.execute(statement).all()  # at once: iterating fetches row by row
 
 
 def table_of(model: type[Any]) -> Table:
