@@ -12,6 +12,7 @@ a Friday evening with a 1-working-day limit is due the next working day), and
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,26 @@ from cityhub.kernel.i18n import gettext as _
 
 DEFAULT_TZ = "Asia/Shanghai"
 ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DaySpan:
+    """Whole days from ``first`` to ``last`` in the zone ``tz``: the instants [start, end)."""
+
+    first: date
+    last: date
+    tz: str = "UTC"
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), ZoneInfo(self.tz))
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + ONE_DAY, time(), ZoneInfo(self.tz))
+
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
 
 
 class CalendarNotCoveredError(Problem, ValueError):

@@ -18,7 +18,7 @@ by anyone, freshness, corrections, downloads) and its own reads as consumer; any
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, or_, select, true
@@ -31,6 +31,7 @@ from cityhub.domains.exchange.service.opening import downloads_by_day
 from cityhub.domains.identity import Principal, can_citywide, organizations_by_id
 from cityhub.kernel.errors import Forbidden
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.workdays import DaySpan
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 731
@@ -74,29 +75,10 @@ def scope_of(principal: Principal) -> Scope:
     return Scope(False, frozenset(providers), frozenset(consumers))
 
 
-@dataclass(frozen=True)
-class Period:
-    """Whole UTC days from ``first`` to ``last``."""
-
-    first: date
-    last: date
-
-    @property
-    def start(self) -> datetime:
-        return datetime.combine(self.first, time(), UTC)
-
-    @property
-    def end(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), UTC)
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
-
-def period_of(days: int, now: datetime) -> Period:
+def period_of(days: int, now: datetime) -> DaySpan:
     """The ``days`` days ending today."""
     today = now.astimezone(UTC).date()
-    return Period(today - timedelta(days=days - 1), today)
+    return DaySpan(today - timedelta(days=days - 1), today)
 
 
 def figures(session: Session, principal: Principal, days: int, now: datetime) -> schemas.InsightOut:
@@ -151,7 +133,7 @@ def _resource(row: Any, names: _Names) -> dict[str, Any]:
 # -- use through grants ------------------------------------------------------------------------------------
 
 
-def _use(session: Session, scope: Scope, period: Period, names: _Names) -> schemas.UseOut:
+def _use(session: Session, scope: Scope, period: DaySpan, names: _Names) -> schemas.UseOut:
     reads = func.sum(GrantUsage.reads).label("reads")
     rows = func.sum(GrantUsage.rows).label("rows")
 
@@ -294,7 +276,7 @@ def _freshness(session: Session, scope: Scope, now: datetime, names: _Names) -> 
 
 
 def _corrections(
-    session: Session, scope: Scope, period: Period, now: datetime, names: _Names
+    session: Session, scope: Scope, period: DaySpan, now: datetime, names: _Names
 ) -> schemas.CorrectionsOut:
     def counted(condition: ColumnElement[bool]) -> Any:
         return func.sum(case((condition, 1), else_=0))
@@ -339,7 +321,7 @@ def _corrections(
 # -- open-data downloads -----------------------------------------------------------------------------------
 
 
-def _downloads(session: Session, scope: Scope, period: Period, names: _Names) -> schemas.DownloadsOut:
+def _downloads(session: Session, scope: Scope, period: DaySpan, names: _Names) -> schemas.DownloadsOut:
     """Reads per day and channel through the open-data counters' reader (``opening.downloads_by_day``), the
     channels summed from those groups; the most read resources."""
     mine = None

@@ -60,6 +60,7 @@ from cityhub.domains.voice.service.tickets import is_operator
 from cityhub.kernel.db import utcnow
 from cityhub.kernel.errors import Forbidden, ValidationProblem
 from cityhub.kernel.i18n import gettext as _
+from cityhub.kernel.workdays import DaySpan
 
 VIEW = "voice.assessment.view"
 MAX_DAYS = 400
@@ -68,24 +69,10 @@ RATE_GOOD, RATE_FAIR = 0.9, 0.75  # the dashboard's colours: good at or above, f
 
 
 @dataclass(frozen=True)
-class Period:
-    """Whole local days from ``first`` to ``last``: [start, end)."""
+class Period(DaySpan):
+    """Whole local days from ``first`` to ``last``: [start, end), and the preset that named them."""
 
-    first: date
-    last: date
-    tz: str
     preset: str = "custom"
-
-    @property
-    def start(self) -> datetime:
-        return datetime.combine(self.first, time(), ZoneInfo(self.tz))
-
-    @property
-    def end(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), ZoneInfo(self.tz))
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
 
 
 def period_of(

@@ -19,7 +19,6 @@ benchmark's filler), ``rebuild`` (``cityhub voice rollup-rebuild``) counts every
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from cityhub.domains.voice.models import TICKET_STATUSES, CommunityRollup, ScoreRollup, Ticket
 from cityhub.kernel.db import is_postgres, upsert_into, utcnow
+from cityhub.kernel.workdays import DaySpan
 
 SETTLED = "closed"
 # what the live pass reads: everything else but merged duplicates, which count nowhere
@@ -93,7 +93,7 @@ def rebuild(session: Session, tz: str) -> int:
     if first is None:
         return 0
     zone = ZoneInfo(tz)
-    for day in _days(first.astimezone(zone).date(), last.astimezone(zone).date()):
+    for day in DaySpan(first.astimezone(zone).date(), last.astimezone(zone).date()).days():
         received = (
             Ticket.created_at >= datetime.combine(day, time(), zone),
             Ticket.created_at < datetime.combine(day + timedelta(days=1), time(), zone),
@@ -101,13 +101,6 @@ def rebuild(session: Session, tz: str) -> int:
         for table, rows in _closed(day, 1, *received):
             session.execute(insert(table).from_select(list(rows.selected_columns.keys()), rows))
     return int(session.scalar(select(func.coalesce(func.sum(ScoreRollup.closed), 0))) or 0)
-
-
-def _days(first: date, last: date) -> Iterator[date]:
-    day = first
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
 
 
 def _closed(
